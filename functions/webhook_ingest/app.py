@@ -1,0 +1,65 @@
+"""POST /webhooks/square: verify the signature, store the raw event, enqueue it, answer 200."""
+
+import json
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pos_gateway.db import DatabaseError
+from pos_gateway.http import error_response, raw_body
+from pos_gateway.ingest import square_ingest_from_settings
+from pos_gateway.ingest.service import SQUARE_SIGNATURE_HEADER, IngestResult, WebhookRejected
+from pos_gateway.settings import IngestSettings
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+app = APIGatewayHttpResolver()
+ingest = square_ingest_from_settings(IngestSettings.from_env(), boto3.client("sqs"))
+
+
+@app.post("/webhooks/square")
+def square_webhook() -> Response[str]:
+    event = app.current_event
+    result = ingest.receive(
+        raw_body(event.body, bool(event.is_base64_encoded)),
+        event.get_header_value(SQUARE_SIGNATURE_HEADER, case_sensitive=False),
+    )
+    _count(result)
+    body = {
+        "status": result.outcome.value,
+        "rawEventId": str(result.raw_event_id) if result.raw_event_id else None,
+    }
+    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
+
+
+@app.exception_handler(WebhookRejected)
+def rejected(error: WebhookRejected) -> Response[str]:
+    metrics.add_metric(name=f"Rejected_{error.code}", unit=MetricUnit.Count, value=1)
+    logger.warning("webhook rejected", extra={"code": error.code, "reason": error.message})
+    return error_response(error.status_code, error.code, error.message, error.details)
+
+
+@app.exception_handler(DatabaseError)
+def unavailable(error: DatabaseError) -> Response[str]:
+    # Nothing was stored: a 503 makes the provider retry the delivery.
+    logger.exception("database unavailable during ingest")
+    return error_response(503, "temporarily_unavailable", "try again later")
+
+
+def _count(result: IngestResult) -> None:
+    metrics.add_metric(name=f"Webhook_{result.outcome.value}", unit=MetricUnit.Count, value=1)
+    if result.outcome == "quarantined":
+        metrics.add_metric(name="UnknownMerchantEvents", unit=MetricUnit.Count, value=1)
+    if result.outcome == "accepted" and not result.enqueued:
+        metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
+    return app.resolve(event, context)

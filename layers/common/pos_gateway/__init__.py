@@ -1,0 +1,1 @@
+"""POS Gateway domain package: provider adapters, ingest, loyalty and the data layer."""

@@ -1,0 +1,156 @@
+"""Square webhook ingest: the cheap, never-lose-an-event front door."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from pos_gateway.ingest.queue import IngestQueue
+from pos_gateway.ingest.repository import RawEventStore, VerifiedEvent
+from pos_gateway.messages import CreditRequest
+from pos_gateway.providers import square
+from pos_gateway.providers.models import Provider
+
+logger = Logger(child=True)
+
+SQUARE_SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+
+
+class WebhookRejected(Exception):
+    """A request we refuse; nothing has been written."""
+
+    status_code = 400
+    code = "rejected"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class InvalidSignature(WebhookRejected):
+    status_code = 401
+    code = "invalid_signature"
+
+
+class StaleEvent(WebhookRejected):
+    status_code = 401
+    code = "stale_event"
+
+
+class MalformedEvent(WebhookRejected):
+    status_code = 400
+    code = "malformed_event"
+
+
+class IngestOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    outcome: IngestOutcome
+    raw_event_id: UUID | None
+    # False when the queue refused the message: the row stays unprocessed for the sweeper.
+    enqueued: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SquareWebhookConfig:
+    signature_key: str = field(repr=False)
+    notification_url: str
+    max_event_age: timedelta
+
+    @classmethod
+    def from_secret(cls, secret: dict[str, Any], max_event_age: timedelta) -> "SquareWebhookConfig":
+        return cls(
+            signature_key=str(secret["signatureKey"]),
+            notification_url=str(secret["notificationUrl"]),
+            max_event_age=max_event_age,
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SquareWebhookIngest:
+    def __init__(
+        self,
+        config: Callable[[], SquareWebhookConfig],
+        store: RawEventStore,
+        queue: IngestQueue,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self._config = config
+        self._store = store
+        self._queue = queue
+        self._clock = clock
+
+    def receive(self, body: bytes, signature: str | None) -> IngestResult:
+        config = self._config()
+        if not square.is_valid_signature(config.signature_key, config.notification_url, body, signature):
+            raise InvalidSignature("missing or invalid x-square-hmacsha256-signature")
+        event, text = _parse(body)
+        if self._clock() - event.created_at > config.max_event_age:
+            raise StaleEvent(f"event created at {event.created_at.isoformat()} is older than accepted")
+
+        stored = self._store.store(
+            VerifiedEvent(
+                provider=Provider.SQUARE,
+                provider_event_id=event.event_id,
+                event_type=event.type,
+                merchant_account_id=event.merchant_id,
+                raw_body=text,
+                signature_header=signature or "",
+            )
+        )
+        if stored.raw_event_id is None:
+            return IngestResult(IngestOutcome.DUPLICATE, None)
+        if stored.tenant_id is None:
+            logger.warning(
+                "quarantined event of an unknown merchant",
+                extra={"merchant_id": event.merchant_id, "raw_event_id": str(stored.raw_event_id)},
+            )
+            return IngestResult(IngestOutcome.QUARANTINED, stored.raw_event_id)
+        enqueued = self._enqueue(
+            CreditRequest(
+                raw_event_id=stored.raw_event_id, tenant_id=stored.tenant_id, provider=Provider.SQUARE
+            )
+        )
+        return IngestResult(IngestOutcome.ACCEPTED, stored.raw_event_id, enqueued=enqueued)
+
+    def _enqueue(self, request: CreditRequest) -> bool:
+        try:
+            self._queue.enqueue(request)
+        except Exception:
+            # The raw row is committed and unprocessed: the outbox sweeper enqueues it later.
+            logger.exception(
+                "enqueue failed; left for the sweeper", extra={"raw_event_id": str(request.raw_event_id)}
+            )
+            return False
+        return True
+
+
+def _parse(body: bytes) -> tuple[square.SquareEvent, str]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent("body is not UTF-8") from exc
+    if "\\u0000" in text:
+        raise MalformedEvent("body contains a NUL character")
+    try:
+        return square.parse_event(body), text
+    except ValidationError as exc:
+        details = [
+            {"loc": ".".join(str(part) for part in error["loc"]), "type": error["type"], "msg": error["msg"]}
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise MalformedEvent("body is not a valid Square event", details) from exc

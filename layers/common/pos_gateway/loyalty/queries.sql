@@ -1,0 +1,66 @@
+-- name: lock_raw_event
+-- The raw event to process, locked so concurrent deliveries of it run one after the other.
+SELECT id, tenant_id, provider, event_type, raw_payload, processed
+  FROM pos.pos_webhook_events_raw
+ WHERE id = %(raw_event_id)s
+   FOR UPDATE;
+
+-- name: mark_raw_event_processed
+-- Close a raw event with what became of it.
+UPDATE pos.pos_webhook_events_raw
+   SET processed = true, processed_at = now(), processing_outcome = %(outcome)s
+ WHERE id = %(raw_event_id)s;
+
+-- name: insert_transaction
+-- Record a provider transaction once; a second attempt returns no row.
+INSERT INTO pos.transactions (
+    tenant_id, provider, provider_transaction_id, amount_minor_units, currency,
+    customer_ref, transaction_at, raw_event_id, user_id)
+VALUES (
+    %(tenant_id)s, %(provider)s, %(provider_transaction_id)s, %(amount_minor_units)s, %(currency)s,
+    %(customer_ref)s, %(transaction_at)s, %(raw_event_id)s,
+    (SELECT id FROM identity.users
+      WHERE deleted_at IS NULL
+        AND ((%(email)s::text IS NOT NULL AND lower(email) = lower(%(email)s::text))
+          OR (%(mobile)s::text IS NOT NULL AND mobile = %(mobile)s::text))
+      ORDER BY (lower(email) = lower(%(email)s::text)) DESC NULLS LAST
+      LIMIT 1))
+ON CONFLICT (tenant_id, provider, provider_transaction_id) DO NOTHING
+RETURNING id, user_id, (SELECT status FROM identity.users WHERE id = user_id) AS user_status;
+
+-- name: ensure_wallet
+-- Create the member's wallet on first credit; returns nothing when it already exists.
+INSERT INTO loyalty.wallets (tenant_id, user_id)
+VALUES (%(tenant_id)s, %(user_id)s)
+ON CONFLICT (tenant_id, user_id) DO NOTHING
+RETURNING id, status;
+
+-- name: find_wallet
+SELECT id, status FROM loyalty.wallets WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s;
+
+-- name: active_rule
+-- The tenant's active reward rule, if any.
+SELECT id, version, rule_config FROM loyalty.reward_rules WHERE tenant_id = %(tenant_id)s AND is_active;
+
+-- name: insert_earn_event
+-- The reward event of a transaction, and its ledger credit when it earned points.
+WITH reward AS (
+    INSERT INTO loyalty.reward_events (
+        tenant_id, wallet_id, transaction_id, rule_version_id, kind, outcome, points_earned)
+    VALUES (%(tenant_id)s, %(wallet_id)s, %(transaction_id)s, %(rule_id)s, 'earn', %(outcome)s, %(points)s)
+    RETURNING id
+), credit AS (
+    INSERT INTO loyalty.wallet_ledger (
+        tenant_id, wallet_id, entry_type, points, description, source_transaction_id, reward_event_id)
+    SELECT %(tenant_id)s, %(wallet_id)s, 'credit', %(points)s, %(description)s, %(transaction_id)s, reward.id
+      FROM reward
+     WHERE %(points)s > 0
+    RETURNING balance_after
+)
+SELECT reward.id AS reward_event_id, (SELECT balance_after FROM credit) AS balance_after FROM reward;
+
+-- name: record_idempotency_key
+-- The provider-level idempotency key with what it produced.
+INSERT INTO pos.idempotency_keys (key, tenant_id, handler, result_snapshot)
+VALUES (%(key)s, %(tenant_id)s, %(handler)s, %(result_snapshot)s)
+ON CONFLICT (key) DO NOTHING;

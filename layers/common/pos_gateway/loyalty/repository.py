@@ -1,0 +1,132 @@
+"""SQL access for crediting; every call runs inside the caller's tenant transaction."""
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from pos_gateway.db import queries
+from pos_gateway.db.connection import Connection
+from pos_gateway.loyalty.rules import RuleConfig
+from pos_gateway.providers.models import PaymentRecord
+
+_SQL = queries.load(__file__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    id: UUID
+    tenant_id: UUID
+    provider: str
+    event_type: str
+    raw_payload: dict[str, Any]
+    processed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedTransaction:
+    id: UUID
+    user_id: UUID | None
+    user_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Wallet:
+    id: UUID
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRule:
+    id: UUID
+    version: int
+    config: RuleConfig
+
+
+class CreditingRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def lock_raw_event(self, raw_event_id: UUID) -> RawEvent | None:
+        row = self._connection.execute(_SQL.lock_raw_event.sql, {"raw_event_id": raw_event_id}).fetchone()
+        return RawEvent(**row) if row else None
+
+    def mark_processed(self, raw_event_id: UUID, outcome: str) -> None:
+        self._connection.execute(
+            _SQL.mark_raw_event_processed.sql, {"raw_event_id": raw_event_id, "outcome": outcome}
+        )
+
+    def insert_transaction(
+        self, tenant_id: UUID, payment: PaymentRecord, raw_event_id: UUID
+    ) -> RecordedTransaction | None:
+        """Insert the transaction, linked to the member it matches; None if already recorded."""
+        row = self._connection.execute(
+            _SQL.insert_transaction.sql,
+            {
+                "tenant_id": tenant_id,
+                "provider": payment.provider.value,
+                "provider_transaction_id": payment.provider_transaction_id,
+                "amount_minor_units": payment.amount_minor_units,
+                "currency": payment.currency,
+                "customer_ref": Jsonb(payment.customer.model_dump(by_alias=True, exclude_none=True)),
+                "transaction_at": payment.transaction_at,
+                "raw_event_id": raw_event_id,
+                "email": payment.customer.email,
+                "mobile": payment.customer.mobile,
+            },
+        ).fetchone()
+        return RecordedTransaction(**row) if row else None
+
+    def wallet_for(self, tenant_id: UUID, user_id: UUID) -> Wallet:
+        params = {"tenant_id": tenant_id, "user_id": user_id}
+        row = self._connection.execute(_SQL.ensure_wallet.sql, params).fetchone()
+        if row is None:
+            # Created earlier or by a concurrent worker that has committed since.
+            row = self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
+        if row is None:
+            raise LookupError(f"wallet of user {user_id} not visible in tenant {tenant_id}")
+        return Wallet(**row)
+
+    def active_rule(self, tenant_id: UUID) -> ActiveRule | None:
+        row = self._connection.execute(_SQL.active_rule.sql, {"tenant_id": tenant_id}).fetchone()
+        if row is None:
+            return None
+        return ActiveRule(row["id"], row["version"], RuleConfig.model_validate(row["rule_config"]))
+
+    def insert_earn_event(
+        self,
+        *,
+        tenant_id: UUID,
+        wallet_id: UUID,
+        transaction_id: UUID,
+        rule_id: UUID | None,
+        outcome: str,
+        points: int,
+        description: str,
+    ) -> None:
+        self._connection.execute(
+            _SQL.insert_earn_event.sql,
+            {
+                "tenant_id": tenant_id,
+                "wallet_id": wallet_id,
+                "transaction_id": transaction_id,
+                "rule_id": rule_id,
+                "outcome": outcome,
+                "points": points,
+                "description": description,
+            },
+        )
+
+    def record_idempotency_key(
+        self, key: str, tenant_id: UUID, handler: str, result_snapshot: dict[str, Any]
+    ) -> None:
+        self._connection.execute(
+            _SQL.record_idempotency_key.sql,
+            {
+                "key": key,
+                "tenant_id": tenant_id,
+                "handler": handler,
+                "result_snapshot": Jsonb(result_snapshot),
+            },
+        )

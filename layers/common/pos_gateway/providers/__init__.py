@@ -1,0 +1,1 @@
+"""Adapters for POS providers: verify, parse and normalize what each one sends."""

@@ -1,0 +1,31 @@
+"""Typed settings per function, read from the environment once at cold start."""
+
+import os
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _EnvironmentModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        return cls.model_validate(dict(os.environ))
+
+
+class DatabaseSettings(_EnvironmentModel):
+    # Secrets Manager secret (RDS format) holding this function's own database role.
+    db_secret_arn: str = Field(alias="DB_SECRET_ARN", min_length=1)
+    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
+
+
+class IngestSettings(DatabaseSettings):
+    ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
+    square_webhook_secret_arn: str = Field(alias="SQUARE_WEBHOOK_SECRET_ARN", min_length=1)
+    # Square retries for about a day; anything signed longer ago than this is refused as stale.
+    square_max_event_age_seconds: int = Field(default=259_200, alias="SQUARE_MAX_EVENT_AGE_SECONDS", ge=60)
+
+
+class CreditingSettings(DatabaseSettings):
+    pass

@@ -1,0 +1,99 @@
+"""Embedded PostgreSQL (pgserver) or DATABASE_URL, bootstrapped and migrated with yoyo."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from yoyo import get_backend, read_migrations
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
+MIGRATOR_ROLE = "pos_gateway_migrator"
+APP_ROLES = ("pos_gateway_ingest", "pos_gateway_crediting", "pos_gateway_admin")
+# Development-only password, so the stack also works against a DATABASE_URL that is not trust-auth.
+LOCAL_ROLE_PASSWORD = "pos-gateway-local"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A PostgreSQL server reachable with a superuser-capable connection string."""
+
+    admin_url: str
+    host: str
+    port: int
+
+    def url(self, dbname: str, user: str) -> str:
+        return psycopg.conninfo.make_conninfo(
+            self.admin_url, dbname=dbname, user=user, password=LOCAL_ROLE_PASSWORD
+        )
+
+
+def embedded_cluster(data_dir: Path) -> Cluster:
+    """Start (or reuse) a pgserver cluster in data_dir; it stops when this process exits."""
+    from pgserver import postgres_server  # imported lazily: only local runs need it
+
+    server = postgres_server.get_server(data_dir, cleanup_mode="stop")
+    url = server.get_uri()
+    params = psycopg.conninfo.conninfo_to_dict(url)
+    return Cluster(admin_url=url, host=str(params.get("host", "")), port=int(params.get("port") or 5432))
+
+
+def external_cluster(database_url: str) -> Cluster:
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    return Cluster(
+        admin_url=database_url,
+        host=str(params.get("host", "localhost")),
+        port=int(params.get("port") or 5432),
+    )
+
+
+def create_database(
+    cluster: Cluster, dbname: str, template: str | None = None, recreate: bool = False
+) -> None:
+    """Create the migrator role (once per cluster) and a database it owns."""
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (MIGRATOR_ROLE,)).fetchone():
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(sql.Identifier(MIGRATOR_ROLE)))
+            _set_password(conn, MIGRATOR_ROLE)
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        if exists and recreate:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(dbname)))
+            exists = None
+        if not exists:
+            statement = sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                sql.Identifier(dbname), sql.Identifier(MIGRATOR_ROLE)
+            )
+            if template:
+                statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+            conn.execute(statement)
+
+
+def drop_database(cluster: Cluster, dbname: str) -> None:
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+
+
+def migrate(cluster: Cluster, dbname: str) -> int:
+    """Apply pending migrations as the migrator role; returns how many were applied."""
+    params = psycopg.conninfo.conninfo_to_dict(cluster.url(dbname, MIGRATOR_ROLE))
+    host = params.get("host", "")
+    port = params.get("port") or 5432
+    yoyo_url = f"postgresql+psycopg://{MIGRATOR_ROLE}:{LOCAL_ROLE_PASSWORD}@/{dbname}?host={host}&port={port}"
+    backend = get_backend(yoyo_url)
+    try:
+        with backend.lock():
+            pending = backend.to_apply(read_migrations(str(MIGRATIONS)))
+            backend.apply_migrations(pending)
+    finally:
+        # yoyo keeps its connection open; a template database must have no sessions left.
+        backend.connection.close()
+    with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
+        for role in APP_ROLES:
+            _set_password(conn, role)
+    return len(pending)
+
+
+def _set_password(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:
+    conn.execute(
+        sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(LOCAL_ROLE_PASSWORD))
+    )

@@ -1,0 +1,93 @@
+"""Lambda execution environments, emulated by worker processes: one pool per function.
+
+Each worker gets the function's own environment (as in the cloud, two functions never share
+one), imports ``Handler`` from ``CodeUri`` exactly as the Lambda runtime does, stays warm
+between invocations, and writes its logs to ``<log_dir>/<function>.log``.
+"""
+
+import importlib
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from multiprocessing.pool import Pool
+from pathlib import Path
+from typing import Any
+
+from local.template import FunctionSpec
+
+
+class InvocationError(Exception):
+    """The handler raised, timed out, or its environment could not start."""
+
+
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    def __init__(self, function_name: str, memory_limit_in_mb: int, timeout_seconds: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.memory_limit_in_mb = memory_limit_in_mb
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+_handler: Callable[[dict[str, Any], LambdaContext], Any] | None = None
+
+
+def _start_environment(code_uri: str, handler: str, environment: dict[str, str], log_path: str) -> None:
+    os.environ.update(environment)
+    log = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 - lives as long as the worker
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.path.insert(0, code_uri)
+    module_name, function_name = handler.rsplit(".", 1)
+    global _handler
+    _handler = getattr(importlib.import_module(module_name), function_name)
+
+
+def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bool, Any]:
+    if _handler is None:
+        return False, "handler not initialized"
+    try:
+        return True, _handler(event, LambdaContext(function_name, 512, timeout))
+    except Exception:
+        # Exceptions do not always pickle; the traceback text always does.
+        traceback.print_exc()
+        return False, traceback.format_exc(limit=5)
+
+
+class FunctionPool:
+    def __init__(
+        self, spec: FunctionSpec, environment: dict[str, str], concurrency: int, log_dir: Path
+    ) -> None:
+        self.spec = spec
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._pool: Pool = multiprocessing.get_context("spawn").Pool(
+            processes=concurrency,
+            initializer=_start_environment,
+            initargs=(str(spec.code_uri), spec.handler, environment, str(log_dir / f"{spec.name}.log")),
+        )
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        pending = self._pool.apply_async(_invoke, (event, self.spec.name, self.spec.timeout))
+        try:
+            succeeded, result = pending.get(timeout=self.spec.timeout + 5)
+        except multiprocessing.TimeoutError as exc:
+            raise InvocationError(f"{self.spec.name} timed out after {self.spec.timeout}s") from exc
+        if not succeeded:
+            raise InvocationError(f"{self.spec.name} failed:\n{result}")
+        return result
+
+    def close(self) -> None:
+        self._pool.terminate()
+        self._pool.join()

@@ -1,0 +1,97 @@
+"""Builders for tenants, members, merchant connections and rules.
+
+Used by the demo data of `make run` and by the tests. They write with an owner connection
+(row-level security does not apply), as an operator's provisioning would.
+"""
+
+import secrets
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from pos_gateway.crypto import CredentialCipher
+
+DEFAULT_RULE: dict[str, Any] = {
+    "conversionRate": 1.0,
+    "minSpendMinorUnits": 0,
+    "maxPointsPerTransaction": 500,
+    "minBalanceToRedeem": 100,
+    "maxRedemptionPercentage": 100,
+    "roundingPolicy": "floor",
+}
+
+Conn = psycopg.Connection[Any]
+
+
+def create_tenant(conn: Conn, name: str, country: str = "US") -> uuid.UUID:
+    row = conn.execute(
+        "INSERT INTO identity.tenants (name, country, pos_provider_preference) VALUES (%s, %s, 'square')"
+        " RETURNING id",
+        (name, country),
+    ).fetchone()
+    return _returned_id(row)
+
+
+def create_user(
+    conn: Conn,
+    *,
+    email: str | None = None,
+    mobile: str | None = None,
+    status: str = "active",
+    role: str = "consumer",
+    full_name: str | None = None,
+) -> uuid.UUID:
+    row = conn.execute(
+        "INSERT INTO identity.users (email, mobile, status, role, full_name) VALUES (%s, %s, %s, %s, %s)"
+        " RETURNING id",
+        (email, mobile, status, role, full_name),
+    ).fetchone()
+    return _returned_id(row)
+
+
+def connect_square_merchant(
+    conn: Conn, tenant_id: uuid.UUID, merchant_id: str, cipher: CredentialCipher
+) -> uuid.UUID:
+    connection_id = uuid.uuid4()
+
+    def seal(column: str) -> str:
+        return cipher.encrypt(
+            f"demo-{column}-{secrets.token_hex(8)}",
+            table="pos.pos_connections",
+            column=column,
+            row_id=str(connection_id),
+        )
+
+    conn.execute(
+        "INSERT INTO pos.pos_connections (id, tenant_id, pos_type, access_token_enc, refresh_token_enc,"
+        " merchant_account_id) VALUES (%s, %s, 'square', %s, %s, %s)",
+        (connection_id, tenant_id, seal("access_token_enc"), seal("refresh_token_enc"), merchant_id),
+    )
+    return connection_id
+
+
+def create_rule(conn: Conn, tenant_id: uuid.UUID, config: dict[str, Any] | None = None) -> uuid.UUID:
+    """Add a rule version and make it the tenant's only active one."""
+    conn.execute(
+        "UPDATE loyalty.reward_rules SET is_active = false WHERE tenant_id = %s AND is_active", (tenant_id,)
+    )
+    row = conn.execute(
+        "INSERT INTO loyalty.reward_rules (tenant_id, rule_config) VALUES (%s, %s) RETURNING id",
+        (tenant_id, Jsonb(config or DEFAULT_RULE)),
+    ).fetchone()
+    return _returned_id(row)
+
+
+def dev_cipher() -> CredentialCipher:
+    """A throwaway key for local data; the cloud loads its keys from Secrets Manager."""
+    return CredentialCipher(keys={"local-1": secrets.token_bytes(32)}, current_key_id="local-1")
+
+
+def _returned_id(row: Any) -> uuid.UUID:
+    """The id of a RETURNING id row, whatever the connection's row factory."""
+    if row is None:
+        raise LookupError("INSERT ... RETURNING gave no row")
+    value = row["id"] if isinstance(row, dict) else row[0]
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -1,0 +1,246 @@
+"""The local stack: everything `make run` starts, also usable from tests as a context manager."""
+
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import psycopg
+from psycopg.rows import dict_row
+
+from local import demo, seed
+from local import template as cfn
+from local.aws import ACCOUNT_ID, REGION, LocalAws
+from local.database import Cluster, create_database, embedded_cluster, external_cluster, migrate
+from local.event_source import SqsEventSource
+from local.gateway import LocalGateway
+from local.lambda_runtime import FunctionPool
+
+logger = logging.getLogger("local.stack")
+
+ROOT = Path(__file__).resolve().parent.parent
+SQUARE_SECRET = "SquareWebhookSecret"
+
+
+@dataclass
+class StackConfig:
+    host: str = "127.0.0.1"
+    port: int = 3000  # 0 picks a free port
+    state_dir: Path = ROOT / ".local"
+    database_url: str | None = None  # None: embedded PostgreSQL under state_dir
+    dbname: str = "pos_gateway"
+    reset_database: bool = True
+    load_demo_data: bool = True
+    stack_name: str = "pos-gateway-local"
+    # The template's 180 s suits Lambda; locally a failed message comes back sooner.
+    visibility_timeout: int | None = 5
+    ingest_concurrency: int = 2
+    extra_environment: dict[str, str] = field(default_factory=dict)
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.template = cfn.load()
+        self.signature_key = secrets.token_urlsafe(24)
+        self.tenants: list[demo.DemoTenant] = []
+        self.queues: dict[str, tuple[str, str]] = {}
+        self.sources: list[SqsEventSource] = []
+        self._pools: dict[str, FunctionPool] = {}
+        self._aws: LocalAws | None = None
+        self._gateway: LocalGateway | None = None
+        self._cluster: Cluster | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Self:
+        config = self.config
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        self._cluster = cluster = (
+            external_cluster(config.database_url)
+            if config.database_url
+            else embedded_cluster(config.state_dir / "pgdata")
+        )
+        create_database(cluster, config.dbname, recreate=config.reset_database)
+        migrate(cluster, config.dbname)
+        if config.load_demo_data:
+            with self.owner_connection() as conn:
+                self.tenants = demo.load(conn, seed.dev_cipher())
+
+        self._aws = LocalAws.start(config.host)
+        self._gateway = LocalGateway(self.template.routes, self._invoke, config.host, config.port)
+        references = self._provision_aws()
+        for spec in self.template.functions.values():
+            concurrency = max(
+                [s.max_concurrency for s in self.template.queue_sources if s.function == spec.name]
+                or [config.ingest_concurrency]
+            )
+            self._pools[spec.name] = FunctionPool(
+                spec, self._function_environment(spec, references), concurrency, config.state_dir / "logs"
+            )
+        sqs = self._aws.client("sqs")
+        for source in self.template.queue_sources:
+            url, arn = self.queues[source.queue]
+            pool = self._pools[source.function]
+            self.sources.append(SqsEventSource(source, url, arn, pool.invoke, sqs, REGION))
+        self._gateway.start()
+        for event_source in self.sources:
+            event_source.start()
+        self._write_description()
+        return self
+
+    def stop(self) -> None:
+        for event_source in self.sources:
+            event_source.stop()
+        if self._gateway:
+            self._gateway.stop()
+        for pool in self._pools.values():
+            pool.close()
+        if self._aws:
+            self._aws.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # -- what the stack offers ---------------------------------------------------------
+    @property
+    def cluster(self) -> Cluster:
+        return _started(self._cluster)
+
+    @property
+    def aws(self) -> LocalAws:
+        return _started(self._aws)
+
+    @property
+    def api_url(self) -> str:
+        return _started(self._gateway).url
+
+    @property
+    def square_notification_url(self) -> str:
+        return f"{self.api_url}/webhooks/square"
+
+    @property
+    def database_url(self) -> str:
+        return psycopg.conninfo.make_conninfo(self.cluster.admin_url, dbname=self.config.dbname)
+
+    def owner_connection(self) -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(self.database_url, autocommit=True, row_factory=dict_row)
+
+    def sqs_client(self) -> Any:
+        return self.aws.client("sqs")
+
+    def queue_depth(self, logical_id: str) -> int:
+        attributes = self.sqs_client().get_queue_attributes(
+            QueueUrl=self.queues[logical_id][0],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
+    def wait_until_drained(self, timeout: float = 60) -> bool:
+        """True once every source queue is empty and no routed raw event awaits processing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            queues_empty = all(self.queue_depth(s.queue) == 0 for s in self.template.queue_sources)
+            if queues_empty and self._unprocessed_events() == 0:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "api_url": self.api_url,
+            "database_url": self.database_url,
+            "admin_token": None,
+            "operator_token": None,
+            "aws_endpoint_url": self._aws.endpoint_url if self._aws else None,
+            "queues": {name: url for name, (url, _) in self.queues.items()},
+            "logs_dir": str(self.config.state_dir / "logs"),
+            "tenants": [
+                {
+                    "id": str(tenant.id),
+                    "name": tenant.name,
+                    "square": {
+                        "merchant_id": tenant.merchant_id,
+                        "signature_key": self.signature_key,
+                        "notification_url": self.square_notification_url,
+                    },
+                }
+                for tenant in self.tenants
+            ],
+        }
+
+    # -- internals -------------------------------------------------------------------------
+    def _invoke(self, function: str, event: dict[str, Any]) -> Any:
+        return self._pools[function].invoke(event)
+
+    def _unprocessed_events(self) -> int:
+        with self.owner_connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM pos.pos_webhook_events_raw"
+                " WHERE processed = false AND tenant_id IS NOT NULL"
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    def _provision_aws(self) -> dict[str, str]:
+        """Create the template's queues and secrets; returns what Refs resolve to locally."""
+        references = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::StackName": self.config.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
+        for name, parameter in self.template.parameters.items():
+            if "Default" in parameter:
+                references[name] = str(parameter["Default"])
+        self.queues = self.aws.create_queues(
+            self.template.queues, self.config.stack_name, self.config.visibility_timeout
+        )
+        for name, (url, arn) in self.queues.items():
+            references[name] = url
+            references[f"{name}.Arn"] = arn
+        for spec in self.template.secrets.values():
+            references[spec.logical_id] = self.aws.create_secret(spec, self._secret_value(spec), references)
+        return references
+
+    def _secret_value(self, spec: cfn.SecretSpec) -> dict[str, Any]:
+        if spec.db_username:
+            params = psycopg.conninfo.conninfo_to_dict(self.cluster.url(self.config.dbname, spec.db_username))
+            return {
+                "host": params.get("host", ""),
+                "port": int(params.get("port") or 5432),
+                "dbname": self.config.dbname,
+                "username": spec.db_username,
+                "password": params.get("password"),
+            }
+        if spec.logical_id == SQUARE_SECRET:
+            return {"signatureKey": self.signature_key, "notificationUrl": self.square_notification_url}
+        raise ValueError(f"no local value for secret {spec.logical_id}")
+
+    def _function_environment(self, spec: cfn.FunctionSpec, references: dict[str, str]) -> dict[str, str]:
+        environment = {name: cfn.resolve(value, references) for name, value in spec.environment.items()}
+        return {
+            **environment,
+            **self.aws.environment(),
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            # No X-Ray daemon locally.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.config.extra_environment,
+        }
+
+    def _write_description(self) -> None:
+        path = self.config.state_dir / "stack.json"
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
+
+
+def _started[T](value: T | None) -> T:
+    if value is None:
+        raise RuntimeError("the local stack is not started")
+    return value

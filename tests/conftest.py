@@ -1,0 +1,109 @@
+"""Shared fixtures: one embedded PostgreSQL per session, a fresh database per test module.
+
+Each module's database is cloned from a template database that has every migration applied
+(CREATE DATABASE ... TEMPLATE), which is much faster than migrating per module.
+"""
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from local.database import (
+    Cluster,
+    create_database,
+    drop_database,
+    embedded_cluster,
+    external_cluster,
+    migrate,
+)
+from pos_gateway.db import ConnectionFactory, DatabaseCredentials
+
+TEMPLATE_DB = "pos_gateway_test_template"
+
+# Handlers read these at import; tests never talk to real AWS.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "PosGatewayTest")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
+
+
+@dataclass(frozen=True)
+class TestDatabase:
+    cluster: Cluster
+    name: str
+
+    def owner(self) -> psycopg.Connection[dict[str, Any]]:
+        """A superuser connection: bypasses row-level security, for arranging and checking."""
+        return psycopg.connect(
+            self.cluster.admin_url, dbname=self.name, autocommit=True, row_factory=dict_row
+        )
+
+    def connect_as(self, role: str) -> psycopg.Connection[dict[str, Any]]:
+        return psycopg.connect(self.cluster.url(self.name, role), autocommit=True, row_factory=dict_row)
+
+    def credentials(self, role: str) -> DatabaseCredentials:
+        params = psycopg.conninfo.conninfo_to_dict(self.cluster.url(self.name, role))
+        return DatabaseCredentials.model_validate(
+            {
+                "host": params.get("host", ""),
+                "port": int(params.get("port") or 5432),
+                "dbname": self.name,
+                "username": role,
+                "password": params.get("password"),
+            }
+        )
+
+    def connections(self, role: str) -> ConnectionFactory:
+        credentials = self.credentials(role)
+        return ConnectionFactory(lambda: credentials)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    found = external_cluster(url) if url else embedded_cluster(_short_dir(tmp_path_factory) / "pg")
+    create_database(found, TEMPLATE_DB, recreate=True)
+    migrate(found, TEMPLATE_DB)
+    return found
+
+
+def _short_dir(factory: pytest.TempPathFactory) -> Path:
+    # Unix socket paths are limited to ~107 bytes; the socket lives in the data directory.
+    return factory.mktemp("db", numbered=True)
+
+
+@pytest.fixture(scope="module")
+def database(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.module.__name__.lower())[-50:]
+    create_database(cluster, name, template=TEMPLATE_DB, recreate=True)
+    yield TestDatabase(cluster, name)
+    drop_database(cluster, name)
+
+
+@pytest.fixture(autouse=True)
+def _ledger_matches_balances(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used a database: each wallet's balance equals its ledger sum."""
+    yield
+    if "database" not in request.fixturenames:
+        return
+    db: TestDatabase = request.getfixturevalue("database")
+    with db.owner() as conn:
+        mismatches = conn.execute(
+            """
+            SELECT w.id, w.points_balance, coalesce(sum(CASE l.entry_type WHEN 'credit' THEN l.points
+                                                              ELSE -l.points END), 0) AS ledger_sum
+              FROM loyalty.wallets w LEFT JOIN loyalty.wallet_ledger l ON l.wallet_id = w.id
+             GROUP BY w.id HAVING w.points_balance <> coalesce(sum(CASE l.entry_type WHEN 'credit'
+                                                  THEN l.points ELSE -l.points END), 0)
+            """
+        ).fetchall()
+    assert mismatches == [], f"wallet balances differ from their ledgers: {mismatches}"

@@ -1,0 +1,155 @@
+"""End to end through the local stack: HTTP gateway → ingest λ → SQS → crediting λ → Postgres."""
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+
+from local.database import Cluster
+from local.replay import fresh_body, replay, signed_delivery
+from local.stack import ROOT, LocalStack, StackConfig
+
+pytestmark = pytest.mark.e2e
+
+DEMO_EVENTS = sorted((ROOT / "events" / "square").glob("*.json"))
+
+
+@pytest.fixture(scope="module")
+def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    config = StackConfig(
+        port=0,
+        state_dir=tmp_path_factory.mktemp("stack"),
+        database_url=cluster.admin_url,
+        dbname="e2e_local_stack",
+        visibility_timeout=1,
+    )
+    with LocalStack(config) as running:
+        yield running
+
+
+def _scalar(stack: LocalStack, query: str, *params: object) -> object:
+    with stack.owner_connection() as conn:
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return next(iter(row.values()))
+
+
+def _balances(stack: LocalStack) -> dict[tuple[str, str], int]:
+    with stack.owner_connection() as conn:
+        rows = conn.execute(
+            "SELECT t.name, u.email, w.points_balance FROM loyalty.wallets w"
+            " JOIN identity.tenants t ON t.id = w.tenant_id JOIN identity.users u ON u.id = w.user_id"
+        ).fetchall()
+    return {(row["name"], row["email"]): row["points_balance"] for row in rows}
+
+
+def test_demo_webhooks_credit_exact_points(stack: LocalStack) -> None:
+    # Given the demo tenants, members and rules
+    # When the demo webhooks are replayed over HTTP with real signatures
+    deliveries = replay(stack.square_notification_url, stack.signature_key, DEMO_EVENTS)
+
+    # Then every delivery is acknowledged and the pipeline drains
+    assert [d.status_code for d in deliveries] == [200] * len(DEMO_EVENTS)
+    assert [d.outcome for d in deliveries].count("duplicate") == 1
+    assert [d.outcome for d in deliveries].count("quarantined") == 1
+    assert stack.wait_until_drained(timeout=60)
+    # and each member holds exactly the points of the rules (floor 1/$, capped at 500; bakery 2/$ rounded)
+    assert _balances(stack) == {
+        ("Blue Bottle Cafe", "alice@example.com"): 25,
+        ("Blue Bottle Cafe", "bob@example.com"): 500,
+        ("Corner Bakery", "alice@example.com"): 38,
+        ("Corner Bakery", "carol@example.com"): 0,
+    }
+    assert _scalar(stack, "SELECT count(*) FROM pos.transactions") == 5
+    assert _scalar(stack, "SELECT count(*) FROM pos.pos_webhook_events_raw WHERE tenant_id IS NULL") == 1
+
+
+def test_same_webhook_again_changes_nothing(stack: LocalStack) -> None:
+    body = fresh_body(DEMO_EVENTS[1])
+    signed_delivery(stack.square_notification_url, body, stack.signature_key)
+    assert stack.wait_until_drained(timeout=30)
+    before = (_balances(stack), _scalar(stack, "SELECT count(*) FROM loyalty.wallet_ledger"))
+
+    response = signed_delivery(stack.square_notification_url, body, stack.signature_key)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "duplicate"
+    assert stack.wait_until_drained(timeout=30)
+    assert (_balances(stack), _scalar(stack, "SELECT count(*) FROM loyalty.wallet_ledger")) == before
+
+
+def test_new_payment_over_http_credits_wallet(stack: LocalStack) -> None:
+    event = json.loads(DEMO_EVENTS[1].read_text())
+    event["event_id"] = str(uuid.uuid4())
+    event["data"]["object"]["payment"]["id"] = event["data"]["id"] = f"pay_e2e_{uuid.uuid4().hex[:8]}"
+    event["data"]["object"]["payment"]["amount_money"]["amount"] = 10_000
+    path = Path(stack.config.state_dir) / "new_payment.json"
+    path.write_text(json.dumps(event))
+    before = _balances(stack)[("Blue Bottle Cafe", "alice@example.com")]
+
+    response = signed_delivery(stack.square_notification_url, fresh_body(path), stack.signature_key)
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "accepted"
+    assert stack.wait_until_drained(timeout=30)
+    assert _balances(stack)[("Blue Bottle Cafe", "alice@example.com")] == before + 100
+
+
+def test_forged_signature_is_refused_and_writes_nothing(stack: LocalStack) -> None:
+    body = fresh_body(DEMO_EVENTS[4]).replace(b"78050", b"99999")
+    raw_before = _scalar(stack, "SELECT count(*) FROM pos.pos_webhook_events_raw")
+
+    response = requests.post(
+        stack.square_notification_url,
+        data=body,
+        headers={"content-type": "application/json", "x-square-hmacsha256-signature": "Zm9yZ2Vk"},
+        timeout=10,
+    )
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_signature"
+    assert _scalar(stack, "SELECT count(*) FROM pos.pos_webhook_events_raw") == raw_before
+
+
+def test_malformed_body_is_a_400_with_details(stack: LocalStack) -> None:
+    response = signed_delivery(
+        stack.square_notification_url, b'{"merchant_id": "MLBLUEBOTTLE01"}', stack.signature_key
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "malformed_event"
+    assert {detail["loc"] for detail in error["details"]} >= {"type", "event_id", "created_at", "data"}
+
+
+def test_unknown_route_is_404(stack: LocalStack) -> None:
+    assert requests.post(f"{stack.api_url}/webhooks/nope", data=b"{}", timeout=10).status_code == 404
+
+
+def test_poison_message_is_parked_in_the_dead_letter_queue(stack: LocalStack) -> None:
+    # A message crediting can never process fails 5 receives, then SQS moves it to the DLQ.
+    stack.sqs_client().send_message(
+        QueueUrl=stack.queues["IngestQueue"][0], MessageBody='{"not": "a credit request"}'
+    )
+
+    assert stack.wait_until_drained(timeout=60)
+    assert stack.queue_depth("IngestDeadLetterQueue") == 1
+    source = stack.sources[0]
+    assert source.stats.failed_records >= 5
+
+
+def test_stack_description_is_written(stack: LocalStack) -> None:
+    described = json.loads((stack.config.state_dir / "stack.json").read_text())
+
+    assert described["api_url"] == stack.api_url
+    assert described["admin_token"] is None
+    assert {t["name"] for t in described["tenants"]} == {"Blue Bottle Cafe", "Corner Bakery"}
+    square = described["tenants"][0]["square"]
+    assert square["notification_url"].endswith("/webhooks/square")
+    assert square["signature_key"] == stack.signature_key
+    with psycopg.connect(described["database_url"]) as conn:
+        assert conn.execute("SELECT count(*) FROM identity.tenants").fetchone() == (2,)
