@@ -2,10 +2,14 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import RowFactory, dict_row
 from yoyo import get_backend, read_migrations
+
+from pos_gateway.db import ConnectionFactory, DatabaseCredentials
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
 MIGRATOR_ROLE = "pos_gateway_migrator"
@@ -26,6 +30,47 @@ class Cluster:
         return psycopg.conninfo.make_conninfo(
             self.admin_url, dbname=dbname, user=user, password=LOCAL_ROLE_PASSWORD
         )
+
+
+@dataclass(frozen=True)
+class Database:
+    """One database of a cluster, reachable as its owner or as any app role."""
+
+    cluster: Cluster
+    name: str
+
+    def owner(self, row_factory: RowFactory[Any] = dict_row) -> psycopg.Connection[Any]:
+        """A superuser connection: bypasses row-level security, for arranging and checking."""
+        return psycopg.connect(
+            self.cluster.admin_url, dbname=self.name, autocommit=True, row_factory=row_factory
+        )
+
+    def connect_as(self, role: str, row_factory: RowFactory[Any] = dict_row) -> psycopg.Connection[Any]:
+        # prepare_threshold=None as in pos_gateway.db (RDS Proxy).
+        return psycopg.connect(
+            self.cluster.url(self.name, role),
+            autocommit=True,
+            prepare_threshold=None,
+            row_factory=row_factory,
+        )
+
+    def secret(self, role: str) -> dict[str, Any]:
+        """The role's login as an RDS-style Secrets Manager secret holds it."""
+        params = psycopg.conninfo.conninfo_to_dict(self.cluster.url(self.name, role))
+        return {
+            "host": params.get("host", ""),
+            "port": int(params.get("port") or 5432),
+            "dbname": self.name,
+            "username": role,
+            "password": params.get("password"),
+        }
+
+    def credentials(self, role: str) -> DatabaseCredentials:
+        return DatabaseCredentials.model_validate(self.secret(role))
+
+    def connections(self, role: str) -> ConnectionFactory:
+        credentials = self.credentials(role)
+        return ConnectionFactory(lambda: credentials)
 
 
 def embedded_cluster(data_dir: Path) -> Cluster:

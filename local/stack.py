@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 from local import demo, seed
 from local import template as cfn
 from local.aws import ACCOUNT_ID, REGION, LocalAws
-from local.database import Cluster, create_database, embedded_cluster, external_cluster, migrate
+from local.database import Cluster, Database, create_database, embedded_cluster, external_cluster, migrate
 from local.event_source import SqsEventSource
 from local.gateway import LocalGateway
 from local.lambda_runtime import FunctionPool
@@ -212,14 +212,7 @@ class LocalStack:
 
     def _secret_value(self, spec: cfn.SecretSpec) -> dict[str, Any]:
         if spec.db_username:
-            params = psycopg.conninfo.conninfo_to_dict(self.cluster.url(self.config.dbname, spec.db_username))
-            return {
-                "host": params.get("host", ""),
-                "port": int(params.get("port") or 5432),
-                "dbname": self.config.dbname,
-                "username": spec.db_username,
-                "password": params.get("password"),
-            }
+            return Database(self.cluster, self.config.dbname).secret(spec.db_username)
         if spec.logical_id == SQUARE_SECRET:
             return {"signatureKey": self.signature_key, "notificationUrl": self.square_notification_url}
         raise ValueError(f"no local value for secret {spec.logical_id}")

@@ -7,23 +7,19 @@ Each module's database is cloned from a template database that has every migrati
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from psycopg.rows import dict_row
 
 from local.database import (
     Cluster,
+    Database,
     create_database,
     drop_database,
     embedded_cluster,
     external_cluster,
     migrate,
 )
-from pos_gateway.db import ConnectionFactory, DatabaseCredentials
 
 TEMPLATE_DB = "pos_gateway_test_template"
 
@@ -34,37 +30,6 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "PosGatewayTest")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "tests")
-
-
-@dataclass(frozen=True)
-class TestDatabase:
-    cluster: Cluster
-    name: str
-
-    def owner(self) -> psycopg.Connection[dict[str, Any]]:
-        """A superuser connection: bypasses row-level security, for arranging and checking."""
-        return psycopg.connect(
-            self.cluster.admin_url, dbname=self.name, autocommit=True, row_factory=dict_row
-        )
-
-    def connect_as(self, role: str) -> psycopg.Connection[dict[str, Any]]:
-        return psycopg.connect(self.cluster.url(self.name, role), autocommit=True, row_factory=dict_row)
-
-    def credentials(self, role: str) -> DatabaseCredentials:
-        params = psycopg.conninfo.conninfo_to_dict(self.cluster.url(self.name, role))
-        return DatabaseCredentials.model_validate(
-            {
-                "host": params.get("host", ""),
-                "port": int(params.get("port") or 5432),
-                "dbname": self.name,
-                "username": role,
-                "password": params.get("password"),
-            }
-        )
-
-    def connections(self, role: str) -> ConnectionFactory:
-        credentials = self.credentials(role)
-        return ConnectionFactory(lambda: credentials)
 
 
 @pytest.fixture(scope="session")
@@ -82,10 +47,10 @@ def _short_dir(factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def database(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[TestDatabase]:
+def database(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Database]:
     name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.module.__name__.lower())[-50:]
     create_database(cluster, name, template=TEMPLATE_DB, recreate=True)
-    yield TestDatabase(cluster, name)
+    yield Database(cluster, name)
     drop_database(cluster, name)
 
 
@@ -95,7 +60,7 @@ def _ledger_matches_balances(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "database" not in request.fixturenames:
         return
-    db: TestDatabase = request.getfixturevalue("database")
+    db: Database = request.getfixturevalue("database")
     with db.owner() as conn:
         mismatches = conn.execute(
             """

@@ -72,7 +72,7 @@ CREATE TABLE loyalty.reward_events (
 -- A transaction earns at most once.
 CREATE UNIQUE INDEX reward_events_one_earn_per_transaction
     ON loyalty.reward_events (transaction_id) WHERE kind = 'earn';
-CREATE INDEX reward_events_wallet_idx ON loyalty.reward_events (wallet_id, created_at);
+CREATE INDEX reward_events_wallet_idx ON loyalty.reward_events (tenant_id, wallet_id, created_at);
 CREATE INDEX reward_events_tenant_time_idx ON loyalty.reward_events (tenant_id, created_at);
 CREATE INDEX reward_events_transaction_idx ON loyalty.reward_events (transaction_id);
 CREATE INDEX reward_events_rule_idx ON loyalty.reward_events (rule_version_id);
@@ -95,7 +95,7 @@ CREATE TABLE loyalty.wallet_ledger (
 -- A provider transaction is credited at most once, whatever path it arrives by.
 CREATE UNIQUE INDEX wallet_ledger_one_credit_per_transaction
     ON loyalty.wallet_ledger (source_transaction_id) WHERE entry_type = 'credit';
-CREATE INDEX wallet_ledger_wallet_time_idx ON loyalty.wallet_ledger (wallet_id, created_at, id);
+CREATE INDEX wallet_ledger_wallet_time_idx ON loyalty.wallet_ledger (tenant_id, wallet_id, created_at, id);
 CREATE INDEX wallet_ledger_tenant_idx ON loyalty.wallet_ledger (tenant_id);
 CREATE INDEX wallet_ledger_source_transaction_idx ON loyalty.wallet_ledger (source_transaction_id);
 CREATE INDEX wallet_ledger_reward_event_idx ON loyalty.wallet_ledger (reward_event_id);

@@ -26,7 +26,7 @@ def square_webhook() -> Response[str]:
     event = app.current_event
     result = ingest.receive(
         raw_body(event.body, bool(event.is_base64_encoded)),
-        event.get_header_value(SQUARE_SIGNATURE_HEADER, case_sensitive=False),
+        event.headers.get(SQUARE_SIGNATURE_HEADER),  # HTTP API v2 lowercases header names
     )
     _count(result)
     body = {

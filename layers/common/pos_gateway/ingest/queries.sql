@@ -13,7 +13,7 @@ INSERT INTO pos.pos_webhook_events_raw (
     raw_payload, raw_body, signature_header, quarantine_reason)
 VALUES (
     %(tenant_id)s, %(provider)s, %(event_type)s, %(provider_event_id)s, %(merchant_account_id)s,
-    %(raw_body)s::jsonb, %(raw_body)s, %(signature_header)s,
+    %(raw_body)s::text::jsonb, %(raw_body)s::text, %(signature_header)s,
     CASE WHEN %(tenant_id)s::uuid IS NULL THEN 'unknown_merchant' END)
 ON CONFLICT (provider, provider_event_id) DO NOTHING
 RETURNING id;

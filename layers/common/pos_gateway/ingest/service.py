@@ -1,5 +1,6 @@
 """Square webhook ingest: the cheap, never-lose-an-event front door."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,8 @@ from pos_gateway.providers.models import Provider
 logger = Logger(child=True)
 
 SQUARE_SIGNATURE_HEADER = "x-square-hmacsha256-signature"
+# A \u0000 escape that is not itself an escaped backslash followed by "u0000".
+_JSON_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class WebhookRejected(Exception):
@@ -144,7 +147,8 @@ def _parse(body: bytes) -> tuple[square.SquareEvent, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedEvent("body is not UTF-8") from exc
-    if "\\u0000" in text:
+    if _JSON_NUL_ESCAPE.search(text):
+        # PostgreSQL's jsonb and text cannot hold U+0000.
         raise MalformedEvent("body contains a NUL character")
     try:
         return square.parse_event(body), text

@@ -79,11 +79,14 @@ class CreditingRepository:
         return RecordedTransaction(**row) if row else None
 
     def wallet_for(self, tenant_id: UUID, user_id: UUID) -> Wallet:
+        """The member's wallet, created on first credit."""
         params = {"tenant_id": tenant_id, "user_id": user_id}
-        row = self._connection.execute(_SQL.ensure_wallet.sql, params).fetchone()
-        if row is None:
-            # Created earlier or by a concurrent worker that has committed since.
-            row = self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
+        row = (
+            self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
+            or self._connection.execute(_SQL.ensure_wallet.sql, params).fetchone()
+            # Created by a concurrent worker that has committed since: visible to a new statement.
+            or self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
+        )
         if row is None:
             raise LookupError(f"wallet of user {user_id} not visible in tenant {tenant_id}")
         return Wallet(**row)
