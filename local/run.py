@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from local.stack import ROOT, LocalStack, StackConfig
 
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
+    # pgserver's platformdirs complains when XDG_RUNTIME_DIR is unset (containers, CI); harmless.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's access log
     config = StackConfig(
@@ -82,11 +85,10 @@ def _print_summary(stack: LocalStack, deliveries: list[Delivery], drained: bool)
 
 def _wait_for_interrupt() -> None:
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1):
-            pass
-    except KeyboardInterrupt:
+    # Installed explicitly: a shell without job control starts background jobs ignoring SIGINT.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1):
         pass
 
 

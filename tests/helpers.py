@@ -7,15 +7,20 @@ so a test that signs with these helpers also checks the production verifier.
 import base64
 import hashlib
 import hmac
+import importlib
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
+from aws_lambda_powertools.utilities import parameters
+from psycopg.abc import Params, QueryNoTemplate
 
 from local import seed
 from pos_gateway.ingest.repository import RawEventStore, StoredEvent, VerifiedEvent
@@ -35,6 +40,16 @@ MAX_EVENT_AGE = timedelta(days=3)
 
 # The demo bodies (events/square/*.json) were created at this instant.
 DEMO_CREATED_AT = datetime(2026, 11, 20, 15, 4, 6, tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- narrowing
+
+
+def one[T](value: T | None) -> T:
+    """The row (or value) a test needs to exist: fails loudly instead of indexing None."""
+    if value is None:
+        raise AssertionError("expected a row, got None")
+    return value
 
 
 # ---------------------------------------------------------------- ids and clocks
@@ -337,7 +352,32 @@ def wallet_state(owner: psycopg.Connection[Any], wallet_id: uuid.UUID) -> dict[s
     return dict(row)
 
 
+def count(conn: psycopg.Connection[Any], query: QueryNoTemplate, params: Params | None = None) -> int:
+    """The `n` of a `SELECT count(*) AS n ...` (dict rows)."""
+    n: int = one(conn.execute(query, params).fetchone())["n"]
+    return n
+
+
+def raw_count(owner: psycopg.Connection[Any]) -> int:
+    return count(owner, "SELECT count(*) AS n FROM pos.pos_webhook_events_raw")
+
+
 def _id(row: Any) -> uuid.UUID:
     assert row is not None, "INSERT ... RETURNING gave no row"
     value = row["id"] if isinstance(row, dict) else row[0]
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# ---------------------------------------------------------------- Lambda handlers in-process
+
+
+def fresh_import(module_name: str) -> ModuleType:
+    """Import a handler module so that it reads the current environment (as a cold start does)."""
+    if module_name in sys.modules:
+        return importlib.reload(sys.modules[module_name])
+    return importlib.import_module(module_name)
+
+
+def clear_parameter_caches() -> None:
+    # Powertools' clear_caches() carries no annotations.
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

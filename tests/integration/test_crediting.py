@@ -1,25 +1,31 @@
 """Crediting against real Postgres as pos_gateway_crediting, on raw events stored by ingest."""
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any, LiteralString
 from uuid import UUID, uuid4
 
+import psycopg
 import pytest
 
 from local import seed
+from local.database import Database
 from pos_gateway.db import NotFound, tenant_transaction
-from pos_gateway.ingest import RawEventStore
-from pos_gateway.loyalty import CreditingService
-from pos_gateway.loyalty.models import ProcessingOutcome
+from pos_gateway.ingest.repository import RawEventStore
+from pos_gateway.loyalty.crediting import CreditingService
+from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
 from pos_gateway.loyalty.repository import CreditingRepository
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import CustomerRef, PaymentRecord, Provider
 from tests.helpers import (
     connected_merchant,
+    count,
     create_wallet,
     credit_request,
     demo_body,
+    one,
     payment_event,
     rule_config,
     store_event,
@@ -32,42 +38,46 @@ WORKERS = 8
 
 
 @pytest.fixture(scope="module")
-def owner(database):
+def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.owner() as conn:
         yield conn
 
 
 @pytest.fixture(scope="module")
-def store(database):
+def store(database: Database) -> Iterator[RawEventStore]:
     connections = database.connections("pos_gateway_ingest")
     yield RawEventStore(connections)
     connections.close()
 
 
 @pytest.fixture(scope="module")
-def crediting(database):
+def crediting(database: Database) -> Iterator[CreditingService]:
     connections = database.connections(CREDITING)
     yield CreditingService(connections)
     connections.close()
 
 
-def ingest(store, merchant_id: str, **payment) -> CreditRequest:
+def ingest(store: RawEventStore, merchant_id: str, **payment: Any) -> CreditRequest:
     return credit_request(store_event(store, payment_event(merchant_id=merchant_id, **payment)))
 
 
-def one(owner, query: str, *params):
-    return owner.execute(query, params).fetchone()
+Connection = psycopg.Connection[Any]
 
 
-def rows(owner, query: str, *params) -> list[dict]:
+def fetch_one(owner: Connection, query: LiteralString, *params: Any) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = owner.execute(query, params).fetchone()
+    return row
+
+
+def rows(owner: Connection, query: LiteralString, *params: Any) -> list[dict[str, Any]]:
     return owner.execute(query, params).fetchall()
 
 
-def raw_event(owner, raw_event_id: UUID) -> dict:
-    return one(owner, "SELECT * FROM pos.pos_webhook_events_raw WHERE id = %s", raw_event_id)
+def raw_event(owner: Connection, raw_event_id: UUID) -> dict[str, Any]:
+    return one(fetch_one(owner, "SELECT * FROM pos.pos_webhook_events_raw WHERE id = %s", raw_event_id))
 
 
-def transactions_of(owner, tenant_id: UUID, payment_id: str) -> list[dict]:
+def transactions_of(owner: Connection, tenant_id: UUID, payment_id: str) -> list[dict[str, Any]]:
     return rows(
         owner,
         "SELECT * FROM pos.transactions WHERE tenant_id = %s AND provider_transaction_id = %s",
@@ -76,19 +86,19 @@ def transactions_of(owner, tenant_id: UUID, payment_id: str) -> list[dict]:
     )
 
 
-def wallet_of(owner, tenant_id: UUID, user_id: UUID) -> dict | None:
-    return one(
+def wallet_of(owner: Connection, tenant_id: UUID, user_id: UUID) -> dict[str, Any] | None:
+    return fetch_one(
         owner, "SELECT * FROM loyalty.wallets WHERE tenant_id = %s AND user_id = %s", tenant_id, user_id
     )
 
 
-def ledger_of(owner, wallet_id: UUID) -> list[dict]:
+def ledger_of(owner: Connection, wallet_id: UUID) -> list[dict[str, Any]]:
     return rows(
         owner, "SELECT * FROM loyalty.wallet_ledger WHERE wallet_id = %s ORDER BY balance_after", wallet_id
     )
 
 
-def reward_events_of(owner, transaction_id: UUID) -> list[dict]:
+def reward_events_of(owner: Connection, transaction_id: UUID) -> list[dict[str, Any]]:
     return rows(
         owner,
         "SELECT e.*, r.version AS rule_version FROM loyalty.reward_events e"
@@ -97,7 +107,7 @@ def reward_events_of(owner, transaction_id: UUID) -> list[dict]:
     )
 
 
-def member(owner, **user) -> tuple[UUID, str]:
+def member(owner: Connection, **user: Any) -> tuple[UUID, str]:
     email = user.pop("email", None) or unique_email()
     return seed.create_user(owner, email=email, **user), email
 
@@ -131,7 +141,7 @@ def test_completed_payment_credits_exact_points(owner, store, crediting):
     assert (reward["kind"], reward["outcome"], reward["points_earned"]) == ("earn", "credited", 39)
     assert (reward["rule_version_id"], reward["rule_version"]) == (rule_v2, 2)
 
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert (wallet["points_balance"], wallet["version"], wallet["status"]) == (39, 2, "active")
     [entry] = ledger_of(owner, wallet["id"])
     assert (entry["entry_type"], entry["points"], entry["balance_after"]) == ("credit", 39, 39)
@@ -142,9 +152,11 @@ def test_completed_payment_credits_exact_points(owner, store, crediting):
     assert raw["processed_at"] is not None
 
     key = one(
-        owner,
-        "SELECT * FROM pos.idempotency_keys WHERE key = %s",
-        f"square:{merchant.merchant_id}:{payment_id}",
+        fetch_one(
+            owner,
+            "SELECT * FROM pos.idempotency_keys WHERE key = %s",
+            f"square:{merchant.merchant_id}:{payment_id}",
+        )
     )
     assert (key["tenant_id"], key["handler"]) == (merchant.tenant_id, "square_webhook")
     assert key["result_snapshot"] == {
@@ -171,7 +183,7 @@ def test_approved_is_not_credited_until_completed(owner, store, crediting):
     assert wallet_of(owner, merchant.tenant_id, user_id) is None
     raw = raw_event(owner, approved.raw_event_id)
     assert (raw["processed"], raw["processing_outcome"]) == (True, "not_completed")
-    assert one(owner, "SELECT 1 FROM pos.idempotency_keys WHERE key LIKE %s", f"%:{payment_id}") is None
+    assert fetch_one(owner, "SELECT 1 FROM pos.idempotency_keys WHERE key LIKE %s", f"%:{payment_id}") is None
 
     completed = ingest(
         store, merchant.merchant_id, payment_id=payment_id, email=email, event_type="payment.updated"
@@ -191,7 +203,7 @@ def test_redelivery_of_the_same_message_changes_nothing(owner, store, crediting)
     assert first.outcome is ProcessingOutcome.CREDITED
     assert (again.outcome, again.points_earned) == (ProcessingOutcome.ALREADY_PROCESSED, 0)
     assert (wallet_of(owner, merchant.tenant_id, user_id), raw_event(owner, request.raw_event_id)) == snapshot
-    assert len(ledger_of(owner, snapshot[0]["id"])) == 1
+    assert len(ledger_of(owner, one(snapshot[0])["id"])) == 1
 
 
 def test_two_events_of_one_payment_credit_once(owner, store, crediting):
@@ -211,7 +223,7 @@ def test_two_events_of_one_payment_credit_once(owner, store, crediting):
     assert (first.outcome, first.points_earned) == (ProcessingOutcome.CREDITED, 25)
     assert (second.outcome, second.points_earned) == (ProcessingOutcome.DUPLICATE_TRANSACTION, 0)
     assert len(transactions_of(owner, merchant.tenant_id, payment_id)) == 1
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert [entry["points"] for entry in ledger_of(owner, wallet["id"])] == [25]
     assert wallet["points_balance"] == 25
     assert raw_event(owner, updated.raw_event_id)["processing_outcome"] == "duplicate_transaction"
@@ -233,7 +245,7 @@ def test_anonymous_customer_gets_a_transaction_but_no_wallet(owner, store, credi
     assert transaction["user_id"] is None
     assert reward_events_of(owner, transaction["id"]) == []
     assert (
-        one(owner, "SELECT count(*) AS n FROM loyalty.wallets WHERE tenant_id = %s", merchant.tenant_id)["n"]
+        count(owner, "SELECT count(*) AS n FROM loyalty.wallets WHERE tenant_id = %s", (merchant.tenant_id,))
         == 0
     )
     assert raw_event(owner, request.raw_event_id)["processing_outcome"] == "anonymous"
@@ -248,7 +260,7 @@ def test_email_matches_case_insensitively(owner, store, crediting):
     result = crediting.process(request)
 
     assert result.outcome is ProcessingOutcome.CREDITED
-    assert wallet_of(owner, merchant.tenant_id, user_id)["points_balance"] == 25
+    assert one(wallet_of(owner, merchant.tenant_id, user_id))["points_balance"] == 25
 
 
 def test_a_customer_mobile_matches_a_member(database, owner, store):
@@ -256,7 +268,7 @@ def test_a_customer_mobile_matches_a_member(database, owner, store):
     mobile = "+1555" + str(uuid4().int)[-7:]
     by_mobile = seed.create_user(owner, mobile=mobile)
     by_email, email = member(owner)
-    raw = store_event(store, payment_event(merchant_id=merchant.merchant_id))
+    raw_event_id = one(store_event(store, payment_event(merchant_id=merchant.merchant_id)).raw_event_id)
 
     def payment(customer: CustomerRef) -> PaymentRecord:
         return PaymentRecord(
@@ -272,14 +284,20 @@ def test_a_customer_mobile_matches_a_member(database, owner, store):
 
     with database.connect_as(CREDITING) as conn, tenant_transaction(conn, merchant.tenant_id):
         repository = CreditingRepository(conn)
-        mobile_only = repository.insert_transaction(
-            merchant.tenant_id, payment(CustomerRef(mobile=mobile)), raw.raw_event_id
+        mobile_only = one(
+            repository.insert_transaction(
+                merchant.tenant_id, payment(CustomerRef(mobile=mobile)), raw_event_id
+            )
         )
-        both = repository.insert_transaction(
-            merchant.tenant_id, payment(CustomerRef(email=email, mobile=mobile)), raw.raw_event_id
+        both = one(
+            repository.insert_transaction(
+                merchant.tenant_id, payment(CustomerRef(email=email, mobile=mobile)), raw_event_id
+            )
         )
-        nobody = repository.insert_transaction(
-            merchant.tenant_id, payment(CustomerRef(mobile="+15550000000")), raw.raw_event_id
+        nobody = one(
+            repository.insert_transaction(
+                merchant.tenant_id, payment(CustomerRef(mobile="+15550000000")), raw_event_id
+            )
         )
 
     assert (mobile_only.user_id, mobile_only.user_status) == (by_mobile, "active")
@@ -313,7 +331,7 @@ def test_blocked_members_earn_nothing_but_the_event_is_recorded(
     assert reward["outcome"] in {"wallet_frozen", "user_suspended"}
     if reward_outcome:
         assert reward["outcome"] == reward_outcome
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert wallet["points_balance"] == 0
     assert ledger_of(owner, wallet["id"]) == []
     assert raw_event(owner, request.raw_event_id)["processing_outcome"] == "not_credited"
@@ -330,7 +348,7 @@ def test_no_active_rule(owner, store, crediting):
         None,
         0,
     )
-    assert wallet_of(owner, merchant.tenant_id, user_id)["points_balance"] == 0
+    assert one(wallet_of(owner, merchant.tenant_id, user_id))["points_balance"] == 0
 
 
 def test_a_deactivated_rule_is_not_used(owner, store, crediting):
@@ -365,7 +383,7 @@ def test_rule_outcomes(owner, store, crediting, amount, rule, outcome, points):
         points,
         merchant.rule_id,
     )
-    assert wallet_of(owner, merchant.tenant_id, user_id)["points_balance"] == points
+    assert one(wallet_of(owner, merchant.tenant_id, user_id))["points_balance"] == points
 
 
 def test_a_zero_decimal_currency(owner, store, crediting):
@@ -373,7 +391,7 @@ def test_a_zero_decimal_currency(owner, store, crediting):
     user_id, email = member(owner)
     result = crediting.process(ingest(store, merchant.merchant_id, email=email, amount=100, currency="JPY"))
     assert result.points_earned == 100
-    assert wallet_of(owner, merchant.tenant_id, user_id)["points_balance"] == 100
+    assert one(wallet_of(owner, merchant.tenant_id, user_id))["points_balance"] == 100
 
 
 # ---------------------------------------------------------------- tenants
@@ -394,7 +412,7 @@ def test_a_raw_event_of_another_tenant_is_not_found_and_nothing_is_written(owner
     assert raw_event(owner, their_event.raw_event_id)["processed"] is False
     assert transactions_of(owner, mine.tenant_id, payment_id) == []
     assert transactions_of(owner, theirs.tenant_id, payment_id) == []
-    assert one(owner, "SELECT 1 FROM pos.idempotency_keys WHERE key LIKE %s", f"%:{payment_id}") is None
+    assert fetch_one(owner, "SELECT 1 FROM pos.idempotency_keys WHERE key LIKE %s", f"%:{payment_id}") is None
     # The service is still usable afterwards, and the right tenant can process the event.
     assert crediting.process(their_event).outcome is ProcessingOutcome.CREDITED
 
@@ -409,7 +427,7 @@ def test_a_quarantined_event_is_not_found(owner, store, crediting):
                 raw_event_id=stored.raw_event_id, tenant_id=merchant.tenant_id, provider=Provider.SQUARE
             )
         )
-    assert raw_event(owner, stored.raw_event_id)["processed"] is False
+    assert raw_event(owner, one(stored.raw_event_id))["processed"] is False
 
 
 def test_the_same_member_earns_separately_per_tenant(owner, store, crediting):
@@ -417,19 +435,19 @@ def test_the_same_member_earns_separately_per_tenant(owner, store, crediting):
     user_id, email = member(owner)
     crediting.process(ingest(store, first.merchant_id, email=email, amount=1000))
     crediting.process(ingest(store, second.merchant_id, email=email, amount=3000))
-    assert wallet_of(owner, first.tenant_id, user_id)["points_balance"] == 10
-    assert wallet_of(owner, second.tenant_id, user_id)["points_balance"] == 30
+    assert one(wallet_of(owner, first.tenant_id, user_id))["points_balance"] == 10
+    assert one(wallet_of(owner, second.tenant_id, user_id))["points_balance"] == 30
 
 
 # ---------------------------------------------------------------- concurrency
 
 
-def run_concurrently(database, requests: list[CreditRequest]):
+def run_concurrently(database: Database, requests: list[CreditRequest]) -> list[ProcessingResult]:
     """Each worker has its own connection; all start together."""
     barrier = threading.Barrier(len(requests))
     factories = [database.connections(CREDITING) for _ in requests]
 
-    def work(index: int):
+    def work(index: int) -> ProcessingResult:
         service = CreditingService(factories[index])
         factories[index].get()  # connect before the barrier so the work itself overlaps
         barrier.wait(timeout=30)
@@ -454,7 +472,7 @@ def test_concurrent_credits_to_one_wallet_lose_no_update(database, owner, store)
 
     assert [r.outcome for r in results] == [ProcessingOutcome.CREDITED] * WORKERS
     expected_total = sum(10 * (i + 1) for i in range(WORKERS))
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert wallet["points_balance"] == expected_total
     assert wallet["version"] == 1 + WORKERS
     entries = ledger_of(owner, wallet["id"])
@@ -477,7 +495,7 @@ def test_concurrent_deliveries_of_one_raw_event_credit_once(database, owner, sto
     assert outcomes == sorted(
         [ProcessingOutcome.CREDITED] + [ProcessingOutcome.ALREADY_PROCESSED] * (WORKERS - 1)
     )
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert wallet["points_balance"] == 42
     assert len(ledger_of(owner, wallet["id"])) == 1
 
@@ -506,7 +524,7 @@ def test_concurrent_duplicate_events_of_one_payment_credit_once(database, owner,
         [ProcessingOutcome.CREDITED] + [ProcessingOutcome.DUPLICATE_TRANSACTION] * (WORKERS - 1)
     )
     assert len(transactions_of(owner, merchant.tenant_id, payment_id)) == 1
-    wallet = wallet_of(owner, merchant.tenant_id, user_id)
+    wallet = one(wallet_of(owner, merchant.tenant_id, user_id))
     assert wallet["points_balance"] == 42
     assert len(ledger_of(owner, wallet["id"])) == 1
     processed = rows(
@@ -553,6 +571,6 @@ def test_the_demo_webhooks(owner, store, crediting):
         "07": ProcessingOutcome.CREDITED,
         "08": ProcessingOutcome.NOT_CREDITED,
     }
-    assert wallet_of(owner, blue.tenant_id, alice)["points_balance"] == 25
-    assert wallet_of(owner, blue.tenant_id, bob)["points_balance"] == 500
-    assert wallet_of(owner, bakery.tenant_id, alice)["points_balance"] == 18
+    assert one(wallet_of(owner, blue.tenant_id, alice))["points_balance"] == 25
+    assert one(wallet_of(owner, blue.tenant_id, bob))["points_balance"] == 500
+    assert one(wallet_of(owner, bakery.tenant_id, alice))["points_balance"] == 18

@@ -1,6 +1,8 @@
 """Every database rule, attacked directly: the database itself must refuse."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -9,8 +11,10 @@ from psycopg import errors
 from psycopg.types.json import Jsonb
 
 from local import seed
+from local.database import Database
 from pos_gateway.db import tenant_transaction
 from tests.helpers import (
+    count,
     create_wallet,
     insert_raw_event,
     insert_transaction,
@@ -26,7 +30,7 @@ INGEST = "pos_gateway_ingest"
 
 
 @pytest.fixture(scope="module")
-def owner(database):
+def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.owner() as conn:
         yield conn
 
@@ -41,7 +45,7 @@ class TenantData:
     ledger_id: UUID
 
 
-def tenant_with_data(owner) -> TenantData:
+def tenant_with_data(owner: psycopg.Connection[Any]) -> TenantData:
     tenant_id = seed.create_tenant(owner, unique("Tenant "))
     seed.create_rule(owner, tenant_id)
     user_id = seed.create_user(owner, email=unique_email())
@@ -53,23 +57,23 @@ def tenant_with_data(owner) -> TenantData:
 
 
 @pytest.fixture
-def tenant_a(owner) -> TenantData:
+def tenant_a(owner: psycopg.Connection[Any]) -> TenantData:
     return tenant_with_data(owner)
 
 
 @pytest.fixture
-def tenant_b(owner) -> TenantData:
+def tenant_b(owner: psycopg.Connection[Any]) -> TenantData:
     return tenant_with_data(owner)
 
 
 @pytest.fixture
-def crediting_conn(database):
+def crediting_conn(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.connect_as(CREDITING) as conn:
         yield conn
 
 
 @pytest.fixture
-def ingest_conn(database):
+def ingest_conn(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.connect_as(INGEST) as conn:
         yield conn
 
@@ -424,11 +428,11 @@ TENANT_TABLES = (
 )
 
 
-def visible(conn, table: str, tenant_id: UUID) -> int:
+def visible(conn: psycopg.Connection[Any], table: str, tenant_id: UUID) -> int:
     statement = psycopg.sql.SQL("SELECT count(*) AS n FROM {} WHERE tenant_id = %s").format(
         psycopg.sql.SQL(table)
     )
-    return conn.execute(statement, (tenant_id,)).fetchone()["n"]
+    return count(conn, statement, (tenant_id,))
 
 
 @pytest.mark.parametrize("table", TENANT_TABLES)

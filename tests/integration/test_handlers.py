@@ -1,30 +1,33 @@
 """The real Lambda handlers, in-process, with moto for Secrets Manager and SQS."""
 
-import importlib
 import json
-import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
 import boto3
+import psycopg
 import pytest
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
 
 from local import seed
+from local.database import Database
 from tests.helpers import (
     NOTIFICATION_URL,
     SIGNATURE_HEADER,
     SIGNATURE_KEY,
     FakeLambdaContext,
     body_of,
+    clear_parameter_caches,
     connected_merchant,
+    fresh_import,
     http_api_event,
     payment_event,
+    raw_count,
     sign,
     signed_http_event,
     sqs_event,
@@ -34,6 +37,8 @@ from tests.helpers import (
 )
 
 REGION = "us-east-1"
+INGEST_ROLE = "pos_gateway_ingest"
+CREDITING_ROLE = "pos_gateway_crediting"
 
 
 @dataclass(frozen=True)
@@ -44,43 +49,24 @@ class Stack:
     queue_url: str
 
 
-def fresh_import(module_name: str) -> ModuleType:
-    """Import a handler module so that it reads the current environment."""
-    if module_name in sys.modules:
-        return importlib.reload(sys.modules[module_name])
-    return importlib.import_module(module_name)
-
-
-def database_secret(database, role: str) -> str:
-    credentials = database.credentials(role)
-    return json.dumps(
-        {
-            "host": credentials.host,
-            "port": credentials.port,
-            "dbname": credentials.dbname,
-            "username": credentials.username,
-            "password": credentials.password.get_secret_value() if credentials.password else None,
-        }
-    )
-
-
 @pytest.fixture(scope="module")
-def stack(database):
+def stack(database: Database) -> Iterator[Stack]:
     with mock_aws(), pytest.MonkeyPatch.context() as env:
         secrets = boto3.client("secretsmanager", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = sqs.create_queue(QueueName="pos-gateway-ingest")["QueueUrl"]
 
         def secret(name: str, value: str) -> str:
-            return secrets.create_secret(Name=name, SecretString=value)["ARN"]
+            arn: str = secrets.create_secret(Name=name, SecretString=value)["ARN"]
+            return arn
 
-        ingest_db = secret("pos-gateway/db/ingest", database_secret(database, "pos_gateway_ingest"))
-        crediting_db = secret("pos-gateway/db/crediting", database_secret(database, "pos_gateway_crediting"))
+        ingest_db = secret("pos-gateway/db/ingest", json.dumps(database.secret(INGEST_ROLE)))
+        crediting_db = secret("pos-gateway/db/crediting", json.dumps(database.secret(CREDITING_ROLE)))
         square = secret(
             "pos-gateway/square-webhook",
             json.dumps({"signatureKey": SIGNATURE_KEY, "notificationUrl": NOTIFICATION_URL}),
         )
-        parameters.clear_caches()
+        clear_parameter_caches()
 
         env.setenv("AWS_DEFAULT_REGION", REGION)
         env.setenv("POWERTOOLS_SERVICE_NAME", "webhook_ingest")
@@ -96,11 +82,11 @@ def stack(database):
         crediting = fresh_import("functions.reward_crediting.app")
 
         yield Stack(webhook=webhook, crediting=crediting, sqs=sqs, queue_url=queue_url)
-        parameters.clear_caches()
+        clear_parameter_caches()
 
 
 @pytest.fixture(scope="module")
-def owner(database):
+def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.owner() as conn:
         yield conn
 
@@ -123,7 +109,10 @@ def call_webhook(stack: Stack, event: dict[str, Any]) -> tuple[int, dict[str, An
 
 
 def call_crediting(stack: Stack, event: dict[str, Any]) -> dict[str, Any]:
-    return stack.crediting.lambda_handler(event, FakeLambdaContext(function_name="reward_crediting"))
+    response: dict[str, Any] = stack.crediting.lambda_handler(
+        event, FakeLambdaContext(function_name="reward_crediting")
+    )
+    return response
 
 
 def drain(stack: Stack) -> list[dict[str, Any]]:
@@ -133,10 +122,6 @@ def drain(stack: Stack) -> list[dict[str, Any]]:
     ):
         messages.extend(batch)
     return messages
-
-
-def raw_count(owner) -> int:
-    return owner.execute("SELECT count(*) AS n FROM pos.pos_webhook_events_raw").fetchone()["n"]
 
 
 # ---------------------------------------------------------------- webhook_ingest

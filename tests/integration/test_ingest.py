@@ -1,15 +1,26 @@
 """Ingest against real Postgres (role pos_gateway_ingest) and an SQS queue from moto."""
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
+import psycopg
 import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from pos_gateway.ingest import IngestQueue, RawEventStore, SquareWebhookIngest
-from pos_gateway.ingest.service import IngestOutcome, InvalidSignature, MalformedEvent, StaleEvent
+from local.database import Database
+from pos_gateway.ingest.queue import IngestQueue
+from pos_gateway.ingest.repository import RawEventStore
+from pos_gateway.ingest.service import (
+    IngestOutcome,
+    InvalidSignature,
+    MalformedEvent,
+    SquareWebhookIngest,
+    StaleEvent,
+)
 from pos_gateway.messages import CreditRequest
 from tests.helpers import (
     DEMO_CREATED_AT,
@@ -18,6 +29,7 @@ from tests.helpers import (
     demo_body,
     fixed_clock,
     payment_event,
+    raw_count,
     sign,
     unique,
     webhook_config,
@@ -28,13 +40,13 @@ CLOCK = fixed_clock(CREATED_AT + timedelta(minutes=1))
 
 
 @pytest.fixture(scope="module")
-def owner(database):
+def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
     with database.owner() as conn:
         yield conn
 
 
 @pytest.fixture(scope="module")
-def store(database):
+def store(database: Database) -> Iterator[RawEventStore]:
     connections = database.connections("pos_gateway_ingest")
     yield RawEventStore(connections)
     connections.close()
@@ -61,27 +73,25 @@ def merchant(owner):
     return connected_merchant(owner)
 
 
-def service(store, queue, clock=CLOCK) -> SquareWebhookIngest:
+def service(
+    store: RawEventStore, queue: IngestQueue, clock: Callable[[], datetime] = CLOCK
+) -> SquareWebhookIngest:
     config = webhook_config()
     return SquareWebhookIngest(config=lambda: config, store=store, queue=queue, clock=clock)
 
 
-def drain(sqs, queue_url) -> list[dict]:
-    messages: list[dict] = []
+def drain(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
     while batch := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
         messages.extend(batch)
     return messages
 
 
-def raw_rows(owner, **where) -> list[dict]:
+def raw_rows(owner: psycopg.Connection[Any], **where: Any) -> list[dict[str, Any]]:
     conditions = sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(column)) for column in where)
     return owner.execute(
         sql.SQL("SELECT * FROM pos.pos_webhook_events_raw WHERE {}").format(conditions), tuple(where.values())
     ).fetchall()
-
-
-def raw_count(owner) -> int:
-    return owner.execute("SELECT count(*) AS n FROM pos.pos_webhook_events_raw").fetchone()["n"]
 
 
 def a_body(merchant_id: str, **overrides) -> bytes:

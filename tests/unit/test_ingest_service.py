@@ -5,7 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pos_gateway.ingest.repository import StoredEvent, VerifiedEvent
+from pos_gateway.ingest.queue import IngestQueue
+from pos_gateway.ingest.repository import RawEventStore, StoredEvent, VerifiedEvent
 from pos_gateway.ingest.service import (
     IngestOutcome,
     InvalidSignature,
@@ -22,8 +23,10 @@ TENANT = uuid.uuid4()
 RAW_ID = uuid.uuid4()
 
 
-class FakeStore:
-    def __init__(self, result: StoredEvent | None = None) -> None:
+class FakeStore(RawEventStore):
+    """A RawEventStore without a database: records what it was given."""
+
+    def __init__(self, result: StoredEvent | None = None) -> None:  # no connections, on purpose
         self.result = result or StoredEvent(raw_event_id=RAW_ID, tenant_id=TENANT)
         self.calls: list[VerifiedEvent] = []
 
@@ -32,8 +35,10 @@ class FakeStore:
         return self.result
 
 
-class FakeQueue:
-    def __init__(self, error: Exception | None = None) -> None:
+class FakeQueue(IngestQueue):
+    """An IngestQueue without SQS: records what it was sent, or fails with `error`."""
+
+    def __init__(self, error: Exception | None = None) -> None:  # no SQS client, on purpose
         self.error = error
         self.sent: list[CreditRequest] = []
 
@@ -43,7 +48,9 @@ class FakeQueue:
         self.sent.append(request)
 
 
-def service(store: FakeStore, queue: FakeQueue, key: str | None = None, now: datetime = NOW):
+def service(
+    store: FakeStore, queue: FakeQueue, key: str | None = None, now: datetime = NOW
+) -> SquareWebhookIngest:
     config = webhook_config() if key is None else webhook_config(key)
     return SquareWebhookIngest(config=lambda: config, store=store, queue=queue, clock=fixed_clock(now))
 

@@ -27,10 +27,11 @@ def rule(**overrides) -> RuleConfig:
 
 
 def by_policy(amount: int, currency: str, **overrides) -> tuple[int, int, int]:
-    return tuple(
+    floor, rounded, ceil = (
         points_for(amount, currency, rule(roundingPolicy=policy, **overrides))
         for policy in ("floor", "round", "ceil")
     )
+    return floor, rounded, ceil
 
 
 @pytest.mark.parametrize(
@@ -120,7 +121,7 @@ def test_negative_amount_is_refused():
 def exact_points(amount: int, rate: Decimal, currency: str, policy: str) -> int:
     """Integer-only oracle: the rate has at most 6 decimals."""
     numerator = amount * int(rate * 10**6)
-    denominator = 10 ** (EXPONENT[currency] + 6)
+    denominator: int = 10 ** (EXPONENT[currency] + 6)  # int ** int is typed Any (could be a float)
     if policy == "floor":
         return numerator // denominator
     if policy == "ceil":
@@ -154,7 +155,7 @@ def test_rounding_properties(amount, rate, currency, min_spend, cap):
 # ---------------------------------------------------------------- RuleConfig validation
 
 
-def error_locs(excinfo: pytest.ExceptionInfo[ValidationError]) -> dict[tuple, str]:
+def error_locs(excinfo: pytest.ExceptionInfo[ValidationError]) -> dict[tuple[int | str, ...], str]:
     return {error["loc"]: error["type"] for error in excinfo.value.errors()}
 
 
@@ -211,4 +212,4 @@ def test_rule_config_accepts_field_names_and_is_frozen():
     )
     assert config.model_dump(by_alias=True)["roundingPolicy"] == "ceil"
     with pytest.raises(ValidationError):
-        config.conversion_rate = Decimal(2)  # type: ignore[misc]
+        config.conversion_rate = Decimal(2)  # type: ignore[misc]  # writing a frozen field is the point

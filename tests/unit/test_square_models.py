@@ -2,26 +2,29 @@
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from pos_gateway.providers.models import Provider
 from pos_gateway.providers.square import parse_event, payment_record
 from tests.helpers import body_of, demo_body, demo_files, payment_event
 
 
-def demo_event() -> dict:
-    return json.loads(demo_body("02_alice_payment_completed.json"))
+def demo_event() -> dict[str, Any]:
+    event: dict[str, Any] = json.loads(demo_body("02_alice_payment_completed.json"))
+    return event
 
 
-def errors_of(body: bytes) -> list[dict]:
+def errors_of(body: bytes) -> list[ErrorDetails]:
     with pytest.raises(ValidationError) as excinfo:
         parse_event(body)
     return excinfo.value.errors(include_url=False)
 
 
-def locs_of(body: bytes) -> set[tuple]:
+def locs_of(body: bytes) -> set[tuple[int | str, ...]]:
     return {error["loc"] for error in errors_of(body)}
 
 

@@ -6,7 +6,7 @@ connection; the tenant context lives in ``set_config('app.tenant_id', ..., true)
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -83,9 +83,16 @@ _SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
 
 
 @contextmanager
-def tenant_transaction(connection: Connection, tenant_id: UUID | None) -> Iterator[Connection]:
-    """One database transaction, scoped to a tenant by row-level security when one is given."""
-    with translated_errors(), connection.transaction():
+def tenant_transaction(
+    connection: Connection, tenant_id: UUID | None, *, pipeline: bool = False
+) -> Iterator[Connection]:
+    """One database transaction, scoped to a tenant by row-level security when one is given.
+
+    With ``pipeline``, statements whose results are not read yet (BEGIN, the tenant context,
+    trailing writes, COMMIT) travel in the round trip of the next statement that is read.
+    """
+    batching = connection.pipeline() if pipeline else nullcontext()
+    with translated_errors(), batching, connection.transaction():
         if tenant_id is not None:
             connection.execute(_SET_TENANT, (str(tenant_id),))
         yield connection

@@ -32,8 +32,7 @@ class RawEventStore:
     def store(self, event: VerifiedEvent) -> StoredEvent:
         """Route the event to its tenant and append it, in one transaction."""
         connection = self._connections.get()
-        # Pipeline mode: BEGIN and COMMIT travel with the statements around them.
-        with connection.pipeline(), tenant_transaction(connection, None):
+        with tenant_transaction(connection, None, pipeline=True):
             route = connection.execute(
                 _SQL.route_to_tenant.sql,
                 {"provider": event.provider.value, "merchant_account_id": event.merchant_account_id},

@@ -20,9 +20,7 @@ class CreditingService:
     def process(self, request: CreditRequest) -> ProcessingResult:
         """Idempotent: a processed event, or an already credited transaction, changes nothing."""
         connection = self._connections.get()
-        # Pipeline mode: statements whose answers are not needed yet (BEGIN, the tenant context,
-        # the closing writes, COMMIT) share round trips with the next one that is.
-        with connection.pipeline(), tenant_transaction(connection, request.tenant_id):
+        with tenant_transaction(connection, request.tenant_id, pipeline=True):
             repository = CreditingRepository(connection)
             raw = repository.lock_raw_event(request.raw_event_id)
             if raw is None:
