@@ -8,7 +8,9 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from local.database import (
@@ -20,6 +22,7 @@ from local.database import (
     external_cluster,
     migrate,
 )
+from pos_gateway.ingest.repository import RawEventStore
 
 TEMPLATE_DB = "pos_gateway_test_template"
 
@@ -52,6 +55,21 @@ def database(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Datab
     create_database(cluster, name, template=TEMPLATE_DB, recreate=True)
     yield Database(cluster, name)
     drop_database(cluster, name)
+
+
+@pytest.fixture(scope="module")
+def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
+    """The module database as its superuser (row-level security does not apply)."""
+    with database.owner() as conn:
+        yield conn
+
+
+@pytest.fixture(scope="module")
+def store(database: Database) -> Iterator[RawEventStore]:
+    """The raw event store as webhook ingest uses it (role pos_gateway_ingest)."""
+    connections = database.connections("pos_gateway_ingest")
+    yield RawEventStore(connections)
+    connections.close()
 
 
 @pytest.fixture(autouse=True)

@@ -27,6 +27,7 @@ def record_handler(record: SQSRecord) -> None:
         result = crediting.process(CreditRequest.model_validate_json(record.body))
     except Exception:
         logger.exception("record failed; SQS will redeliver it", extra={"message_id": record.message_id})
+        metrics.add_metric(name="RecordFailures", unit=MetricUnit.Count, value=1)
         raise
     metrics.add_metric(name=f"Processed_{result.outcome.value}", unit=MetricUnit.Count, value=1)
     if result.points_earned:

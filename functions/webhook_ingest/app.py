@@ -47,6 +47,7 @@ def rejected(error: WebhookRejected) -> Response[str]:
 def unavailable(error: DatabaseError) -> Response[str]:
     # Nothing was stored: a 503 makes the provider retry the delivery.
     logger.exception("database unavailable during ingest")
+    metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
     return error_response(503, "temporarily_unavailable", "try again later")
 
 

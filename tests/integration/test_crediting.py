@@ -38,19 +38,6 @@ WORKERS = 8
 
 
 @pytest.fixture(scope="module")
-def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
-    with database.owner() as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
-def store(database: Database) -> Iterator[RawEventStore]:
-    connections = database.connections("pos_gateway_ingest")
-    yield RawEventStore(connections)
-    connections.close()
-
-
-@pytest.fixture(scope="module")
 def crediting(database: Database) -> Iterator[CreditingService]:
     connections = database.connections(CREDITING)
     yield CreditingService(connections)

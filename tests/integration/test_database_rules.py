@@ -29,12 +29,6 @@ CREDITING = "pos_gateway_crediting"
 INGEST = "pos_gateway_ingest"
 
 
-@pytest.fixture(scope="module")
-def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
-    with database.owner() as conn:
-        yield conn
-
-
 @dataclass(frozen=True)
 class TenantData:
     tenant_id: UUID

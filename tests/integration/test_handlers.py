@@ -9,7 +9,6 @@ from types import ModuleType
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from moto import mock_aws
@@ -83,12 +82,6 @@ def stack(database: Database) -> Iterator[Stack]:
 
         yield Stack(webhook=webhook, crediting=crediting, sqs=sqs, queue_url=queue_url)
         clear_parameter_caches()
-
-
-@pytest.fixture(scope="module")
-def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
-    with database.owner() as conn:
-        yield conn
 
 
 @pytest.fixture

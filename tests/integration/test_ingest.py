@@ -1,7 +1,7 @@
 """Ingest against real Postgres (role pos_gateway_ingest) and an SQS queue from moto."""
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +11,6 @@ import pytest
 from moto import mock_aws
 from psycopg import sql
 
-from local.database import Database
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.repository import RawEventStore
 from pos_gateway.ingest.service import (
@@ -37,19 +36,6 @@ from tests.helpers import (
 
 CREATED_AT = datetime(2026, 11, 21, 9, 30, tzinfo=UTC)
 CLOCK = fixed_clock(CREATED_AT + timedelta(minutes=1))
-
-
-@pytest.fixture(scope="module")
-def owner(database: Database) -> Iterator[psycopg.Connection[Any]]:
-    with database.owner() as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
-def store(database: Database) -> Iterator[RawEventStore]:
-    connections = database.connections("pos_gateway_ingest")
-    yield RawEventStore(connections)
-    connections.close()
 
 
 @pytest.fixture
