@@ -1,7 +1,5 @@
 """POST /webhooks/square: verify the signature, store the raw event, enqueue it, answer 200."""
 
-import json
-
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -9,9 +7,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pos_gateway.db import DatabaseError
-from pos_gateway.http import error_response, raw_body
+from pos_gateway.http import error_response, json_response, raw_body
 from pos_gateway.ingest import square_ingest_from_settings
-from pos_gateway.ingest.service import SQUARE_SIGNATURE_HEADER, IngestResult, WebhookRejected
+from pos_gateway.ingest.service import (
+    SQUARE_SIGNATURE_HEADER,
+    IngestOutcome,
+    IngestResult,
+    WebhookAck,
+    WebhookRejected,
+)
 from pos_gateway.settings import IngestSettings
 
 logger = Logger()
@@ -29,11 +33,7 @@ def square_webhook() -> Response[str]:
         event.headers.get(SQUARE_SIGNATURE_HEADER),  # HTTP API v2 lowercases header names
     )
     _count(result)
-    body = {
-        "status": result.outcome.value,
-        "rawEventId": str(result.raw_event_id) if result.raw_event_id else None,
-    }
-    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
+    return json_response(200, WebhookAck.of(result))
 
 
 @app.exception_handler(WebhookRejected)
@@ -53,9 +53,9 @@ def unavailable(error: DatabaseError) -> Response[str]:
 
 def _count(result: IngestResult) -> None:
     metrics.add_metric(name=f"Webhook_{result.outcome.value}", unit=MetricUnit.Count, value=1)
-    if result.outcome == "quarantined":
+    if result.outcome is IngestOutcome.QUARANTINED:
         metrics.add_metric(name="UnknownMerchantEvents", unit=MetricUnit.Count, value=1)
-    if result.outcome == "accepted" and not result.enqueued:
+    if result.outcome is IngestOutcome.ACCEPTED and not result.enqueued:
         metrics.add_metric(name="EnqueueFailures", unit=MetricUnit.Count, value=1)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from aws_lambda_powertools import Logger
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.repository import RawEventStore, VerifiedEvent
@@ -63,6 +63,19 @@ class IngestResult:
     raw_event_id: UUID | None
     # False when the queue refused the message: the row stays unprocessed for the sweeper.
     enqueued: bool = False
+
+
+class WebhookAck(BaseModel):
+    """The 200 answer to a provider: what became of its delivery."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    status: IngestOutcome
+    raw_event_id: UUID | None = Field(default=None, alias="rawEventId")
+
+    @classmethod
+    def of(cls, result: IngestResult) -> "WebhookAck":
+        return cls(status=result.outcome, raw_event_id=result.raw_event_id)
 
 
 @dataclass(frozen=True, slots=True)
