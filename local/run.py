@@ -58,6 +58,11 @@ def _print_summary(stack: LocalStack, deliveries: list[Delivery], drained: bool)
             "SELECT count(*) AS n FROM pos.transactions t JOIN loyalty.wallet_ledger l"
             " ON l.source_transaction_id = t.id AND l.entry_type = 'credit'"
         ).fetchone()
+        refunds = conn.execute(
+            "SELECT count(*) AS n, coalesce(sum(points_reversed), 0) AS reversed,"
+            " coalesce(sum(points_shortfall), 0) AS shortfall"
+            " FROM loyalty.reward_events WHERE kind = 'reversal'"
+        ).fetchone()
         wallets = conn.execute(
             "SELECT t.name AS tenant, u.email, w.points_balance, w.status"
             "  FROM loyalty.wallets w JOIN identity.tenants t ON t.id = w.tenant_id"
@@ -75,6 +80,11 @@ def _print_summary(stack: LocalStack, deliveries: list[Delivery], drained: bool)
         f"  transactions         {transactions['n'] if transactions else 0} recorded, "
         f"{credited['n'] if credited else 0} earned points"
     )
+    if refunds:
+        print(
+            f"  refunds              {refunds['n']} reversed {refunds['reversed']} points"
+            f" (shortfall {refunds['shortfall']})"
+        )
     print("  points per wallet")
     for wallet in wallets:
         tenant, email, points = wallet["tenant"], wallet["email"], wallet["points_balance"]

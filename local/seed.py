@@ -6,12 +6,13 @@ Used by the demo data of `make run` and by the tests. They write with an owner c
 
 import secrets
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from pos_gateway.crypto import CredentialCipher
+from pos_gateway.loyalty.rulebook import publish_rule_version
 
 DEFAULT_RULE: dict[str, Any] = {
     "conversionRate": 1.0,
@@ -23,6 +24,9 @@ DEFAULT_RULE: dict[str, Any] = {
 }
 
 Conn = psycopg.Connection[Any]
+
+# Demo and test programs run since long before any sale they are shown.
+PROGRAM_START = datetime(2020, 1, 1, tzinfo=UTC)
 
 
 def create_tenant(conn: Conn, name: str, country: str = "US") -> uuid.UUID:
@@ -72,16 +76,14 @@ def connect_square_merchant(
     return connection_id
 
 
-def create_rule(conn: Conn, tenant_id: uuid.UUID, config: dict[str, Any] | None = None) -> uuid.UUID:
-    """Add a rule version and make it the tenant's only active one."""
-    conn.execute(
-        "UPDATE loyalty.reward_rules SET is_active = false WHERE tenant_id = %s AND is_active", (tenant_id,)
-    )
-    row = conn.execute(
-        "INSERT INTO loyalty.reward_rules (tenant_id, rule_config) VALUES (%s, %s) RETURNING id",
-        (tenant_id, Jsonb(config or DEFAULT_RULE)),
-    ).fetchone()
-    return _returned_id(row)
+def create_rule(
+    conn: Conn,
+    tenant_id: uuid.UUID,
+    config: dict[str, Any] | None = None,
+    effective_from: datetime = PROGRAM_START,
+) -> uuid.UUID:
+    """Publish a rule version: the tenant's only active one, in force from effective_from."""
+    return publish_rule_version(conn, tenant_id, config or DEFAULT_RULE, effective_from).id
 
 
 def dev_cipher() -> CredentialCipher:

@@ -23,6 +23,7 @@ from local.database import (
     migrate,
 )
 from pos_gateway.ingest.repository import RawEventStore
+from pos_gateway.loyalty.crediting import CreditingService
 
 TEMPLATE_DB = "pos_gateway_test_template"
 
@@ -69,6 +70,14 @@ def store(database: Database) -> Iterator[RawEventStore]:
     """The raw event store as webhook ingest uses it (role pos_gateway_ingest)."""
     connections = database.connections("pos_gateway_ingest")
     yield RawEventStore(connections)
+    connections.close()
+
+
+@pytest.fixture(scope="module")
+def crediting(database: Database) -> Iterator[CreditingService]:
+    """The crediting service as the SQS handler uses it (role pos_gateway_crediting)."""
+    connections = database.connections("pos_gateway_crediting")
+    yield CreditingService(connections)
     connections.close()
 
 

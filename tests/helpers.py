@@ -10,8 +10,10 @@ import hmac
 import importlib
 import json
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +25,11 @@ from aws_lambda_powertools.utilities import parameters
 from psycopg.abc import Params, QueryNoTemplate
 
 from local import seed
+from local.database import Database
 from pos_gateway.ingest.repository import RawEventStore, StoredEvent, VerifiedEvent
 from pos_gateway.ingest.service import SquareWebhookConfig
+from pos_gateway.loyalty.crediting import CreditingService
+from pos_gateway.loyalty.models import ProcessingResult
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import Provider
 
@@ -129,6 +134,39 @@ def payment_event(
         "event_id": event_id or str(uuid.uuid4()),
         "created_at": iso(at),
         "data": {"type": "payment", "id": payment_id, "object": {"payment": payment}},
+    }
+
+
+def refund_event(
+    *,
+    merchant_id: str,
+    payment_id: str,
+    amount: int,
+    refund_id: str | None = None,
+    event_id: str | None = None,
+    event_type: str = "refund.updated",
+    status: str = "COMPLETED",
+    currency: str = "USD",
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A Square refund.* webhook envelope."""
+    at = created_at or datetime.now(UTC)
+    refund_id = refund_id or unique("ref_")
+    refund = {
+        "id": refund_id,
+        "status": status,
+        "amount_money": {"amount": amount, "currency": currency},
+        "payment_id": payment_id,
+        "location_id": "LTEST0001",
+        "created_at": iso(at - timedelta(seconds=1)),
+        "updated_at": iso(at),
+    }
+    return {
+        "merchant_id": merchant_id,
+        "type": event_type,
+        "event_id": event_id or str(uuid.uuid4()),
+        "created_at": iso(at),
+        "data": {"type": "refund", "id": refund_id, "object": {"refund": refund}},
     }
 
 
@@ -381,3 +419,25 @@ def fresh_import(module_name: str) -> ModuleType:
 def clear_parameter_caches() -> None:
     # Powertools' clear_caches() carries no annotations.
     parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def run_concurrently(database: Database, requests: list[CreditRequest]) -> list[ProcessingResult]:
+    """Crediting workers, one connection each, all released together by a barrier."""
+    barrier = threading.Barrier(len(requests))
+    factories = [database.connections("pos_gateway_crediting") for _ in requests]
+
+    def work(index: int) -> ProcessingResult:
+        service = CreditingService(factories[index])
+        factories[index].get()  # connect before the barrier so the work itself overlaps
+        barrier.wait(timeout=30)
+        return service.process(requests[index])
+
+    try:
+        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+            return list(pool.map(work, range(len(requests))))
+    finally:
+        for factory in factories:
+            factory.close()

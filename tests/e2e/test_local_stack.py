@@ -57,14 +57,18 @@ def test_demo_webhooks_credit_exact_points(stack: LocalStack) -> None:
     assert [d.outcome for d in deliveries].count("duplicate") == 1
     assert [d.outcome for d in deliveries].count("quarantined") == 1
     assert stack.wait_until_drained(timeout=60)
-    # and each member holds exactly the points of the rules (floor 1/$, capped at 500; bakery 2/$ rounded)
+    # and each member holds exactly the points of the rules (floor 1/$, capped at 500; bakery 2/$
+    # rounded), less what the refund of 10.00 on Alice's 25.99 took back (9 of her 25 points)
     assert _balances(stack) == {
-        ("Blue Bottle Cafe", "alice@example.com"): 25,
+        ("Blue Bottle Cafe", "alice@example.com"): 16,
         ("Blue Bottle Cafe", "bob@example.com"): 500,
         ("Corner Bakery", "alice@example.com"): 38,
         ("Corner Bakery", "carol@example.com"): 0,
     }
     assert _scalar(stack, "SELECT count(*) FROM pos.transactions") == 5
+    assert (
+        _scalar(stack, "SELECT sum(points_reversed) FROM loyalty.reward_events WHERE kind = 'reversal'") == 9
+    )
     assert _scalar(stack, "SELECT count(*) FROM pos.pos_webhook_events_raw WHERE tenant_id IS NULL") == 1
 
 

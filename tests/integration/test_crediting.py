@@ -1,9 +1,6 @@
 """Crediting against real Postgres as pos_gateway_crediting, on raw events stored by ingest."""
 
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 from uuid import UUID, uuid4
 
@@ -11,11 +8,9 @@ import psycopg
 import pytest
 
 from local import seed
-from local.database import Database
 from pos_gateway.db import NotFound, tenant_transaction
 from pos_gateway.ingest.repository import RawEventStore
-from pos_gateway.loyalty.crediting import CreditingService
-from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
+from pos_gateway.loyalty.models import ProcessingOutcome
 from pos_gateway.loyalty.repository import CreditingRepository
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import CustomerRef, PaymentRecord, Provider
@@ -28,6 +23,7 @@ from tests.helpers import (
     one,
     payment_event,
     rule_config,
+    run_concurrently,
     store_event,
     unique,
     unique_email,
@@ -35,13 +31,6 @@ from tests.helpers import (
 
 CREDITING = "pos_gateway_crediting"
 WORKERS = 8
-
-
-@pytest.fixture(scope="module")
-def crediting(database: Database) -> Iterator[CreditingService]:
-    connections = database.connections(CREDITING)
-    yield CreditingService(connections)
-    connections.close()
 
 
 def ingest(store: RawEventStore, merchant_id: str, **payment: Any) -> CreditRequest:
@@ -338,13 +327,11 @@ def test_no_active_rule(owner, store, crediting):
     assert one(wallet_of(owner, merchant.tenant_id, user_id))["points_balance"] == 0
 
 
-def test_a_deactivated_rule_is_not_used(owner, store, crediting):
-    merchant = connected_merchant(owner)
-    owner.execute(
-        "UPDATE loyalty.reward_rules SET is_active = false WHERE tenant_id = %s", (merchant.tenant_id,)
-    )
+def test_a_sale_before_the_first_rule_version_earns_nothing(owner, store, crediting):
+    merchant = connected_merchant(owner)  # its rule is in force from seed.PROGRAM_START
     _, email = member(owner)
-    result = crediting.process(ingest(store, merchant.merchant_id, email=email))
+    before = seed.PROGRAM_START - timedelta(days=1)
+    result = crediting.process(ingest(store, merchant.merchant_id, email=email, created_at=before))
     assert reward_events_of(owner, result.transaction_id)[0]["outcome"] == "no_active_rule"
 
 
@@ -427,25 +414,6 @@ def test_the_same_member_earns_separately_per_tenant(owner, store, crediting):
 
 
 # ---------------------------------------------------------------- concurrency
-
-
-def run_concurrently(database: Database, requests: list[CreditRequest]) -> list[ProcessingResult]:
-    """Each worker has its own connection; all start together."""
-    barrier = threading.Barrier(len(requests))
-    factories = [database.connections(CREDITING) for _ in requests]
-
-    def work(index: int) -> ProcessingResult:
-        service = CreditingService(factories[index])
-        factories[index].get()  # connect before the barrier so the work itself overlaps
-        barrier.wait(timeout=30)
-        return service.process(requests[index])
-
-    try:
-        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-            return list(pool.map(work, range(len(requests))))
-    finally:
-        for factory in factories:
-            factory.close()
 
 
 def test_concurrent_credits_to_one_wallet_lose_no_update(database, owner, store):
@@ -542,6 +510,7 @@ def test_the_demo_webhooks(owner, store, crediting):
         "06_anonymous_walk_in.json",
         "07_alice_at_bakery.json",
         "08_carol_suspended.json",
+        "10_alice_partial_refund.json",
     ]:
         stored = store_event(store, demo_body(name))
         outcomes[name[:2]] = (
@@ -557,7 +526,8 @@ def test_the_demo_webhooks(owner, store, crediting):
         "06": ProcessingOutcome.ANONYMOUS,
         "07": ProcessingOutcome.CREDITED,
         "08": ProcessingOutcome.NOT_CREDITED,
+        "10": ProcessingOutcome.REVERSED,  # 10.00 of 25.99 refunded: 9 of 25 points back
     }
-    assert one(wallet_of(owner, blue.tenant_id, alice))["points_balance"] == 25
+    assert one(wallet_of(owner, blue.tenant_id, alice))["points_balance"] == 16
     assert one(wallet_of(owner, blue.tenant_id, bob))["points_balance"] == 500
     assert one(wallet_of(owner, bakery.tenant_id, alice))["points_balance"] == 18

@@ -111,7 +111,8 @@ def test_a_provider_transaction_is_recorded_once_per_tenant(owner, tenant_a, ten
 def test_a_tenant_has_one_active_rule(owner, tenant_a):
     with pytest.raises(errors.UniqueViolation) as excinfo:
         owner.execute(
-            "INSERT INTO loyalty.reward_rules (tenant_id, rule_config, is_active) VALUES (%s, %s, true)",
+            "INSERT INTO loyalty.reward_rules (tenant_id, rule_config, is_active, activated_at)"
+            " VALUES (%s, %s, true, now())",
             (tenant_a.tenant_id, Jsonb(rule_config())),
         )
     assert constraint_of(excinfo) == "reward_rules_one_active_per_tenant"

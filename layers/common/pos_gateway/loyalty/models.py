@@ -25,6 +25,10 @@ class ProcessingOutcome(StrEnum):
     DUPLICATE_TRANSACTION = "duplicate_transaction"
     NOT_COMPLETED = "not_completed"
     IGNORED_EVENT_TYPE = "ignored_event_type"
+    REVERSED = "reversed"  # a refund took points back (see the reversal's shortfall)
+    NOTHING_TO_REVERSE = "nothing_to_reverse"  # the refunded payment earned nothing (more) to take back
+    REFUND_WITHOUT_POINTS = "refund_without_points"  # the refunded payment had no member
+    DUPLICATE_REFUND = "duplicate_refund"
     ALREADY_PROCESSED = "already_processed"  # a redelivery; never stored
 
 
@@ -34,3 +38,6 @@ class ProcessingResult:
     outcome: ProcessingOutcome
     transaction_id: UUID | None = None
     points_earned: int = 0
+    points_reversed: int = 0
+    # Points a refund should have taken back but could not: the member had already spent them.
+    points_shortfall: int = 0

@@ -38,10 +38,6 @@ RETURNING id, status;
 -- name: find_wallet
 SELECT id, status FROM loyalty.wallets WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s;
 
--- name: active_rule
--- The tenant's active reward rule, if any.
-SELECT id, version, rule_config FROM loyalty.reward_rules WHERE tenant_id = %(tenant_id)s AND is_active;
-
 -- name: insert_earn_event
 -- The reward event of a transaction, and its ledger credit when it earned points.
 WITH reward AS (
@@ -64,3 +60,58 @@ SELECT reward.id AS reward_event_id, (SELECT balance_after FROM credit) AS balan
 INSERT INTO pos.idempotency_keys (key, tenant_id, handler, result_snapshot)
 VALUES (%(key)s, %(tenant_id)s, %(handler)s, %(result_snapshot)s)
 ON CONFLICT (key) DO NOTHING;
+
+-- name: lock_transaction
+-- The refunded payment's transaction, locked so refunds of one payment apply one at a time.
+SELECT id, user_id, amount_minor_units
+  FROM pos.transactions
+ WHERE tenant_id = %(tenant_id)s AND provider = %(provider)s
+   AND provider_transaction_id = %(provider_transaction_id)s
+   FOR UPDATE;
+
+-- name: insert_refund
+-- Record a provider refund once; a second delivery returns no row.
+INSERT INTO pos.refunds (
+    tenant_id, transaction_id, provider, provider_refund_id, amount_minor_units, currency,
+    refunded_at, raw_event_id)
+VALUES (
+    %(tenant_id)s, %(transaction_id)s, %(provider)s, %(provider_refund_id)s, %(amount_minor_units)s,
+    %(currency)s, %(refunded_at)s, %(raw_event_id)s)
+ON CONFLICT (tenant_id, provider, provider_refund_id) DO NOTHING
+RETURNING id;
+
+-- name: reversal_basis
+-- What a refund is measured against: the earn event, its rule, and what was refunded and
+-- reversed so far (this refund included in the refunded total).
+SELECT e.wallet_id, e.points_earned, e.rule_version_id, r.rule_config,
+       (SELECT coalesce(sum(f.amount_minor_units), 0)::bigint
+          FROM pos.refunds f WHERE f.transaction_id = %(transaction_id)s) AS refunded_total,
+       (SELECT coalesce(sum(v.points_reversed + v.points_shortfall), 0)::integer
+          FROM loyalty.reward_events v
+         WHERE v.transaction_id = %(transaction_id)s AND v.kind = 'reversal') AS already_reversed
+  FROM loyalty.reward_events e
+  LEFT JOIN loyalty.reward_rules r ON r.id = e.rule_version_id
+ WHERE e.transaction_id = %(transaction_id)s AND e.kind = 'earn';
+
+-- name: lock_wallet_balance
+-- The balance a reversal may take from, locked until the debit is written.
+SELECT points_balance FROM loyalty.wallets WHERE id = %(wallet_id)s FOR UPDATE;
+
+-- name: insert_reversal_event
+-- The reversal of a refund, and its ledger debit when it takes points back.
+WITH reversal AS (
+    INSERT INTO loyalty.reward_events (
+        tenant_id, wallet_id, transaction_id, rule_version_id, kind, outcome, refund_id,
+        points_reversed, points_shortfall)
+    VALUES (%(tenant_id)s, %(wallet_id)s, %(transaction_id)s, %(rule_id)s, 'reversal', %(outcome)s,
+            %(refund_id)s, %(points)s, %(shortfall)s)
+    RETURNING id
+), debit AS (
+    INSERT INTO loyalty.wallet_ledger (
+        tenant_id, wallet_id, entry_type, points, description, source_transaction_id, reward_event_id)
+    SELECT %(tenant_id)s, %(wallet_id)s, 'debit', %(points)s, %(description)s, %(transaction_id)s, reversal.id
+      FROM reversal
+     WHERE %(points)s > 0
+    RETURNING balance_after
+)
+SELECT reversal.id AS reward_event_id, (SELECT balance_after FROM debit) AS balance_after FROM reversal;

@@ -1,6 +1,7 @@
 """SQL access for crediting; every call runs inside the caller's tenant transaction."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -8,8 +9,9 @@ from psycopg.types.json import Jsonb
 
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
+from pos_gateway.loyalty.rulebook import RuleVersion, rule_in_force
 from pos_gateway.loyalty.rules import RuleConfig
-from pos_gateway.providers.models import PaymentRecord
+from pos_gateway.providers.models import PaymentRecord, RefundRecord
 
 _SQL = queries.load(__file__)
 
@@ -38,10 +40,22 @@ class Wallet:
 
 
 @dataclass(frozen=True, slots=True)
-class ActiveRule:
+class LockedTransaction:
     id: UUID
-    version: int
-    config: RuleConfig
+    user_id: UUID | None
+    amount_minor_units: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalBasis:
+    """What a refund is measured against (the refund itself already counted in refunded_total)."""
+
+    wallet_id: UUID
+    points_earned: int
+    rule_version_id: UUID | None
+    rule_config: RuleConfig | None
+    refunded_total: int
+    already_reversed: int
 
 
 class CreditingRepository:
@@ -91,11 +105,8 @@ class CreditingRepository:
             raise LookupError(f"wallet of user {user_id} not visible in tenant {tenant_id}")
         return Wallet(**row)
 
-    def active_rule(self, tenant_id: UUID) -> ActiveRule | None:
-        row = self._connection.execute(_SQL.active_rule.sql, {"tenant_id": tenant_id}).fetchone()
-        if row is None:
-            return None
-        return ActiveRule(row["id"], row["version"], RuleConfig.model_validate(row["rule_config"]))
+    def rule_in_force(self, tenant_id: UUID, at: datetime) -> RuleVersion | None:
+        return rule_in_force(self._connection, tenant_id, at)
 
     def insert_earn_event(
         self,
@@ -117,6 +128,80 @@ class CreditingRepository:
                 "rule_id": rule_id,
                 "outcome": outcome,
                 "points": points,
+                "description": description,
+            },
+        )
+
+    def lock_transaction(
+        self, tenant_id: UUID, provider: str, provider_transaction_id: str
+    ) -> LockedTransaction | None:
+        row = self._connection.execute(
+            _SQL.lock_transaction.sql,
+            {
+                "tenant_id": tenant_id,
+                "provider": provider,
+                "provider_transaction_id": provider_transaction_id,
+            },
+        ).fetchone()
+        return LockedTransaction(**row) if row else None
+
+    def insert_refund(
+        self, tenant_id: UUID, transaction_id: UUID, refund: RefundRecord, raw_event_id: UUID
+    ) -> UUID | None:
+        """Record the refund; None when this provider refund was recorded before."""
+        row = self._connection.execute(
+            _SQL.insert_refund.sql,
+            {
+                "tenant_id": tenant_id,
+                "transaction_id": transaction_id,
+                "provider": refund.provider.value,
+                "provider_refund_id": refund.provider_refund_id,
+                "amount_minor_units": refund.amount_minor_units,
+                "currency": refund.currency,
+                "refunded_at": refund.refunded_at,
+                "raw_event_id": raw_event_id,
+            },
+        ).fetchone()
+        return row["id"] if row else None
+
+    def reversal_basis(self, transaction_id: UUID) -> ReversalBasis | None:
+        """None when the transaction has no earn event (no member matched it)."""
+        row = self._connection.execute(_SQL.reversal_basis.sql, {"transaction_id": transaction_id}).fetchone()
+        if row is None:
+            return None
+        config = row.pop("rule_config")
+        return ReversalBasis(**row, rule_config=RuleConfig.model_validate(config) if config else None)
+
+    def lock_wallet_balance(self, wallet_id: UUID) -> int:
+        row = self._connection.execute(_SQL.lock_wallet_balance.sql, {"wallet_id": wallet_id}).fetchone()
+        if row is None:
+            raise LookupError(f"wallet {wallet_id} not visible")
+        return int(row["points_balance"])
+
+    def insert_reversal_event(
+        self,
+        *,
+        tenant_id: UUID,
+        wallet_id: UUID,
+        transaction_id: UUID,
+        rule_id: UUID | None,
+        refund_id: UUID,
+        outcome: str,
+        points: int,
+        shortfall: int,
+        description: str,
+    ) -> None:
+        self._connection.execute(
+            _SQL.insert_reversal_event.sql,
+            {
+                "tenant_id": tenant_id,
+                "wallet_id": wallet_id,
+                "transaction_id": transaction_id,
+                "rule_id": rule_id,
+                "refund_id": refund_id,
+                "outcome": outcome,
+                "points": points,
+                "shortfall": shortfall,
                 "description": description,
             },
         )

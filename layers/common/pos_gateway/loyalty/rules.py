@@ -29,6 +29,16 @@ class RuleConfig(BaseModel):
     max_redemption_percentage: int = Field(alias="maxRedemptionPercentage", ge=0, le=100)
     rounding_policy: RoundingPolicy = Field(alias="roundingPolicy")
 
+    def to_document(self) -> dict[str, object]:
+        """The JSON stored in reward_rules.rule_config (the rate as a JSON number).
+
+        The rate has at most six decimals and is at most 1000, so its float has a shortest
+        repr equal to the decimal, and loading it back with parse_float=Decimal is exact.
+        """
+        document = self.model_dump(by_alias=True, mode="json")
+        document["conversionRate"] = float(self.conversion_rate)
+        return document
+
 
 def points_for(amount_minor_units: int, currency: str, rule: RuleConfig) -> int:
     """Points earned on a payment: min spend, then rate, then rounding, then the cap."""
@@ -50,3 +60,25 @@ def _rounded(value: Fraction, policy: RoundingPolicy) -> int:
             return math.ceil(value)
         case RoundingPolicy.ROUND:
             return math.floor(value + Fraction(1, 2))
+
+
+def reversal_points(
+    *,
+    earned: int,
+    amount_minor_units: int,
+    refunded_total: int,
+    already_reversed: int,
+    rounding: RoundingPolicy,
+) -> int:
+    """Points a refund takes back: the refunded share of what the payment earned, cumulatively.
+
+    Computed on the running total of refunds, so partial refunds add up to exactly the points
+    earned and never more, whatever their order or number.
+    """
+    if earned <= 0 or amount_minor_units <= 0:
+        return 0
+    if refunded_total >= amount_minor_units:
+        target = earned
+    else:
+        target = min(earned, _rounded(Fraction(earned * refunded_total, amount_minor_units), rounding))
+    return max(0, target - already_reversed)

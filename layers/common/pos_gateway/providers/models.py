@@ -40,3 +40,22 @@ class PaymentRecord(BaseModel):
     @property
     def idempotency_key(self) -> str:
         return f"{self.provider}:{self.merchant_account_id}:{self.provider_transaction_id}"
+
+
+class RefundRecord(BaseModel):
+    """A refund of a payment, as the loyalty pipeline sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Provider
+    merchant_account_id: str
+    provider_refund_id: str
+    provider_transaction_id: str  # the refunded payment
+    completed: bool
+    amount_minor_units: int = Field(ge=0)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    refunded_at: AwareDatetime
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.provider}:{self.merchant_account_id}:refund:{self.provider_refund_id}"

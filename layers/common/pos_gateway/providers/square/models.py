@@ -4,9 +4,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from pos_gateway.providers.models import CustomerRef, PaymentRecord, Provider
+from pos_gateway.providers.models import CustomerRef, PaymentRecord, Provider, RefundRecord
 
 PAYMENT_EVENT_TYPES = frozenset({"payment.created", "payment.updated"})
+REFUND_EVENT_TYPES = frozenset({"refund.created", "refund.updated"})
 
 
 class SquareMoney(BaseModel):
@@ -29,6 +30,21 @@ class SquarePayment(BaseModel):
 
 class _PaymentObject(BaseModel):
     payment: SquarePayment
+
+
+class SquareRefund(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(min_length=1, max_length=255)
+    status: str = Field(min_length=1, max_length=32)
+    amount_money: SquareMoney
+    payment_id: str = Field(min_length=1, max_length=255)
+    created_at: AwareDatetime
+    updated_at: AwareDatetime | None = None
+
+
+class _RefundObject(BaseModel):
+    refund: SquareRefund
 
 
 class SquareEventData(BaseModel):
@@ -54,19 +70,29 @@ class SquareEvent(BaseModel):
     def is_payment(self) -> bool:
         return self.type in PAYMENT_EVENT_TYPES
 
+    @property
+    def is_refund(self) -> bool:
+        return self.type in REFUND_EVENT_TYPES
+
     def payment(self) -> SquarePayment:
         """The payment object of a payment.* event (raises ValidationError when malformed)."""
         return _PaymentObject.model_validate(self.data.object or {}).payment
 
+    def refund(self) -> SquareRefund:
+        """The refund object of a refund.* event (raises ValidationError when malformed)."""
+        return _RefundObject.model_validate(self.data.object or {}).refund
+
 
 def parse_event(body: bytes) -> SquareEvent:
-    """Parse and validate a webhook body; payment events must carry a valid payment too.
+    """Parse and validate a webhook body; payment and refund events must carry a valid object.
 
     Raises pydantic.ValidationError for malformed JSON or anything that is not a Square event.
     """
     event = SquareEvent.model_validate_json(body)
     if event.is_payment:
         event.payment()
+    elif event.is_refund:
+        event.refund()
     return event
 
 
@@ -83,4 +109,19 @@ def payment_record(event: SquareEvent) -> PaymentRecord:
         currency=payment.amount_money.currency,
         transaction_at=payment.created_at,
         customer=CustomerRef(email=email or None, external_customer_id=payment.customer_id),
+    )
+
+
+def refund_record(event: SquareEvent) -> RefundRecord:
+    """Normalize a refund.* event; only a COMPLETED refund takes points back."""
+    refund = event.refund()
+    return RefundRecord(
+        provider=Provider.SQUARE,
+        merchant_account_id=event.merchant_id,
+        provider_refund_id=refund.id,
+        provider_transaction_id=refund.payment_id,
+        completed=refund.status == "COMPLETED",
+        amount_minor_units=refund.amount_money.amount,
+        currency=refund.amount_money.currency,
+        refunded_at=refund.updated_at or refund.created_at,
     )

@@ -1,0 +1,74 @@
+"""Earning: a completed payment becomes a transaction and, for a member, points."""
+
+from uuid import UUID
+
+from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult, RewardOutcome
+from pos_gateway.loyalty.repository import CreditingRepository, RecordedTransaction
+from pos_gateway.loyalty.rulebook import RuleVersion
+from pos_gateway.loyalty.rules import points_for
+from pos_gateway.providers.models import PaymentRecord
+
+
+def earn(
+    repository: CreditingRepository, tenant_id: UUID, raw_event_id: UUID, payment: PaymentRecord
+) -> ProcessingResult:
+    if not payment.completed:
+        return ProcessingResult(raw_event_id, ProcessingOutcome.NOT_COMPLETED)
+    transaction = repository.insert_transaction(tenant_id, payment, raw_event_id)
+    if transaction is None:
+        return ProcessingResult(raw_event_id, ProcessingOutcome.DUPLICATE_TRANSACTION)
+    result = _reward(repository, tenant_id, raw_event_id, payment, transaction)
+    repository.record_idempotency_key(
+        payment.idempotency_key,
+        tenant_id,
+        handler=f"{payment.provider}_webhook",
+        result_snapshot={
+            "transactionId": str(transaction.id),
+            "outcome": result.outcome.value,
+            "pointsEarned": result.points_earned,
+        },
+    )
+    return result
+
+
+def _reward(
+    repository: CreditingRepository,
+    tenant_id: UUID,
+    raw_event_id: UUID,
+    payment: PaymentRecord,
+    transaction: RecordedTransaction,
+) -> ProcessingResult:
+    if transaction.user_id is None:
+        return ProcessingResult(raw_event_id, ProcessingOutcome.ANONYMOUS, transaction_id=transaction.id)
+    wallet = repository.wallet_for(tenant_id, transaction.user_id)
+    rule = repository.rule_in_force(tenant_id, payment.transaction_at)
+    outcome, points = _decide(payment, transaction, wallet.status, rule)
+    repository.insert_earn_event(
+        tenant_id=tenant_id,
+        wallet_id=wallet.id,
+        transaction_id=transaction.id,
+        rule_id=rule.id if rule else None,
+        outcome=outcome.value,
+        points=points,
+        description=f"{payment.provider} payment {payment.provider_transaction_id}",
+    )
+    processing = ProcessingOutcome.CREDITED if points > 0 else ProcessingOutcome.NOT_CREDITED
+    return ProcessingResult(raw_event_id, processing, transaction_id=transaction.id, points_earned=points)
+
+
+def _decide(
+    payment: PaymentRecord, transaction: RecordedTransaction, wallet_status: str, rule: RuleVersion | None
+) -> tuple[RewardOutcome, int]:
+    """What the member earns, and why; blocked members earn nothing but the event is kept."""
+    if transaction.user_status == "suspended":
+        return RewardOutcome.USER_SUSPENDED, 0
+    if wallet_status == "frozen":
+        return RewardOutcome.WALLET_FROZEN, 0
+    if rule is None:
+        return RewardOutcome.NO_ACTIVE_RULE, 0
+    points = points_for(payment.amount_minor_units, payment.currency, rule.config)
+    if points > 0:
+        return RewardOutcome.CREDITED, points
+    if payment.amount_minor_units < rule.config.min_spend_minor_units:
+        return RewardOutcome.BELOW_MIN_SPEND, 0
+    return RewardOutcome.ZERO_POINTS, 0
