@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pos_gateway.crypto import CredentialCipher, DecryptionError
+from pos_gateway.crypto import CredentialCipher, DecryptionError, cipher_from_secret
 
 K1 = os.urandom(32)
 K2 = os.urandom(32)
@@ -130,3 +130,30 @@ def test_cipher_refuses_bad_key_material(keys, current):
 def test_keys_do_not_leak_through_repr():
     assert K1.hex() not in repr(cipher())
     assert repr(K1) not in repr(cipher())
+
+
+def test_a_cipher_is_built_from_its_secret() -> None:
+    import base64 as b64
+
+    from pos_gateway.crypto import cipher_from_secret
+
+    old, new = bytes(range(32)), bytes(range(1, 33))
+    secret = {
+        "currentKeyId": "k2",
+        "keys": {"k1": b64.b64encode(old).decode(), "k2": b64.b64encode(new).decode()},
+    }
+
+    cipher = cipher_from_secret(secret)
+    sealed = cipher.encrypt("token", table="t", column="c", row_id="1")
+
+    assert sealed.split(".")[1] == "k2"
+    assert cipher.decrypt(sealed, table="t", column="c", row_id="1") == "token"
+
+
+def test_a_secret_without_keys_is_refused() -> None:
+    with pytest.raises(ValueError, match="no keys"):
+        cipher_from_secret({"currentKeyId": "k1", "keys": {}})
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()

@@ -65,3 +65,18 @@ class CredentialCipher:
         except (InvalidTag, ValueError) as exc:
             raise DecryptionError("envelope does not open for this row and column") from exc
         return plaintext.decode("utf-8")
+
+
+def cipher_from_secret(secret: Mapping[str, object]) -> CredentialCipher:
+    """Build the cipher from its Secrets Manager secret.
+
+    Shape: ``{"currentKeyId": "k2", "keys": {"k1": "<base64 32 bytes>", "k2": "..."}}``; older keys
+    stay listed until every envelope sealed with them has been re-sealed.
+    """
+    keys = secret.get("keys")
+    if not isinstance(keys, Mapping) or not keys:
+        raise ValueError("encryption secret has no keys")
+    return CredentialCipher(
+        keys={str(key_id): base64.b64decode(str(key)) for key_id, key in keys.items()},
+        current_key_id=str(secret.get("currentKeyId", "")),
+    )
