@@ -40,6 +40,20 @@ def _reward(
 ) -> ProcessingResult:
     if transaction.user_id is None:
         return ProcessingResult(raw_event_id, ProcessingOutcome.ANONYMOUS, transaction_id=transaction.id)
+    points = credit_member(repository, tenant_id, payment, transaction)
+    processing = ProcessingOutcome.CREDITED if points > 0 else ProcessingOutcome.NOT_CREDITED
+    return ProcessingResult(raw_event_id, processing, transaction_id=transaction.id, points_earned=points)
+
+
+def credit_member(
+    repository: CreditingRepository, tenant_id: UUID, payment: PaymentRecord, transaction: RecordedTransaction
+) -> int:
+    """The earn event of a member's transaction (and its ledger credit); returns the points.
+
+    The rule version is the one in force at the payment's time, however late this runs.
+    """
+    if transaction.user_id is None:
+        raise ValueError("an anonymous transaction has no member to credit")
     wallet = repository.wallet_for(tenant_id, transaction.user_id)
     rule = repository.rule_in_force(tenant_id, payment.transaction_at)
     outcome, points = _decide(payment, transaction, wallet.status, rule)
@@ -52,8 +66,7 @@ def _reward(
         points=points,
         description=f"{payment.provider} payment {payment.provider_transaction_id}",
     )
-    processing = ProcessingOutcome.CREDITED if points > 0 else ProcessingOutcome.NOT_CREDITED
-    return ProcessingResult(raw_event_id, processing, transaction_id=transaction.id, points_earned=points)
+    return points
 
 
 def _decide(
