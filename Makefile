@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup tools run test lint format build deploy bench clean
+.PHONY: help setup tools run redrive test lint format build deploy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ tools: $(TOOLS)/bin/.installed ## install SAM CLI and cfn-lint in their own virt
 
 run: setup ## run the service locally on http://127.0.0.1:3000 (embedded Postgres unless DATABASE_URL)
 	$(BIN)/python -m local.run
+
+redrive: setup ## move the running local stack's dead-letter messages back to the ingest queue
+	$(BIN)/python -m local.redrive
 
 test: setup ## run unit, integration and e2e tests against an embedded Postgres
 	$(BIN)/python -m pytest

@@ -13,7 +13,10 @@ from pos_gateway.db import ConnectionFactory, DatabaseCredentials
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "db" / "migrations"
 MIGRATOR_ROLE = "pos_gateway_migrator"
-APP_ROLES = ("pos_gateway_ingest", "pos_gateway_crediting", "pos_gateway_admin")
+# Every function's role: created by the migrations, named pos_gateway_* (the migrator aside).
+_APP_ROLES_QUERY = (
+    "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pos\\_gateway\\_%%' AND rolname <> %s ORDER BY rolname"
+)
 # Development-only password, so the stack also works against a DATABASE_URL that is not trust-auth.
 LOCAL_ROLE_PASSWORD = "pos-gateway-local"
 
@@ -133,9 +136,14 @@ def migrate(cluster: Cluster, dbname: str) -> int:
         # yoyo keeps its connection open; a template database must have no sessions left.
         backend.connection.close()
     with psycopg.connect(cluster.admin_url, autocommit=True) as conn:
-        for role in APP_ROLES:
+        for role in app_roles(conn):
             _set_password(conn, role)
     return len(pending)
+
+
+def app_roles(conn: psycopg.Connection[Any]) -> list[str]:
+    """The roles the functions connect as (every pos_gateway_* role but the migrator)."""
+    return [str(row[0]) for row in conn.execute(_APP_ROLES_QUERY, (MIGRATOR_ROLE,)).fetchall()]
 
 
 def _set_password(conn: psycopg.Connection[tuple[object, ...]], role: str) -> None:

@@ -4,7 +4,7 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Self
 
@@ -18,11 +18,13 @@ from local.database import Cluster, Database, create_database, embedded_cluster,
 from local.event_source import SqsEventSource
 from local.gateway import LocalGateway
 from local.lambda_runtime import FunctionPool
+from local.scheduler import LocalScheduler
 
 logger = logging.getLogger("local.stack")
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUARE_SECRET = "SquareWebhookSecret"
+INGEST_QUEUE = "IngestQueue"
 
 
 @dataclass
@@ -38,7 +40,14 @@ class StackConfig:
     # The template's 180 s suits Lambda; locally a failed message comes back sooner.
     visibility_timeout: int | None = 5
     ingest_concurrency: int = 2
+    # Caps every function's workers and queue pollers (None: the template's concurrency). Fewer
+    # worker processes start faster; tests that need no parallelism use 1.
+    max_concurrency: int | None = None
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # The template's schedules run on timers (first run one period after the start); off, they
+    # run only through LocalStack.run_schedule. The scale multiplies every rate (0.01: 1 min → 0.6 s).
+    schedule_timers: bool = True
+    schedule_rate_scale: float = 1.0
 
 
 class LocalStack:
@@ -49,6 +58,7 @@ class LocalStack:
         self.tenants: list[demo.DemoTenant] = []
         self.queues: dict[str, tuple[str, str]] = {}
         self.sources: list[SqsEventSource] = []
+        self.scheduler: LocalScheduler | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._aws: LocalAws | None = None
         self._gateway: LocalGateway | None = None
@@ -73,25 +83,38 @@ class LocalStack:
         self._gateway = LocalGateway(self.template.routes, self._invoke, config.host, config.port)
         references = self._provision_aws()
         for spec in self.template.functions.values():
-            concurrency = max(
-                [s.max_concurrency for s in self.template.queue_sources if s.function == spec.name]
-                or [config.ingest_concurrency]
-            )
             self._pools[spec.name] = FunctionPool(
-                spec, self._function_environment(spec, references), concurrency, config.state_dir / "logs"
+                spec,
+                self._function_environment(spec, references),
+                self._concurrency(spec.name),
+                config.state_dir / "logs",
             )
         sqs = self._aws.client("sqs")
         for source in self.template.queue_sources:
             url, arn = self.queues[source.queue]
             pool = self._pools[source.function]
-            self.sources.append(SqsEventSource(source, url, arn, pool.invoke, sqs, REGION))
+            # As many pollers as workers: a batch never waits for a worker while its messages time out.
+            pollers = replace(source, max_concurrency=self._concurrency(source.function))
+            self.sources.append(SqsEventSource(pollers, url, arn, pool.invoke, sqs, REGION))
+        self.scheduler = LocalScheduler(
+            self.template.schedules,
+            self._invoke,
+            stack_name=config.stack_name,
+            account=ACCOUNT_ID,
+            region=REGION,
+            rate_scale=config.schedule_rate_scale,
+            timers=config.schedule_timers,
+        )
         self._gateway.start()
         for event_source in self.sources:
             event_source.start()
+        self.scheduler.start()
         self._write_description()
         return self
 
     def stop(self) -> None:
+        if self.scheduler:
+            self.scheduler.stop()
         for event_source in self.sources:
             event_source.stop()
         if self._gateway:
@@ -143,8 +166,15 @@ class LocalStack:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
+    def run_schedule(self, function: str, name: str | None = None) -> Any:
+        """Invoke a scheduled function now with an EventBridge scheduled event; returns its result."""
+        return _started(self.scheduler).run(function, name)
+
     def wait_until_drained(self, timeout: float = 60) -> bool:
-        """True once every source queue is empty and no routed raw event awaits processing."""
+        """True once every source queue is empty and no routed raw event awaits processing.
+
+        Parked events (the sweeper gave up on them) are left to operators and do not count.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             queues_empty = all(self.queue_depth(s.queue) == 0 for s in self.template.queue_sources)
@@ -160,7 +190,10 @@ class LocalStack:
             "admin_token": None,
             "operator_token": None,
             "aws_endpoint_url": self._aws.endpoint_url if self._aws else None,
+            "aws_region": REGION,
             "queues": {name: url for name, (url, _) in self.queues.items()},
+            "ingest_queue_url": self._queue_url(INGEST_QUEUE),
+            "dead_letter_queue_url": self._queue_url(self.template.queues[INGEST_QUEUE].dead_letter_queue),
             "logs_dir": str(self.config.state_dir / "logs"),
             "tenants": [
                 {
@@ -180,11 +213,24 @@ class LocalStack:
     def _invoke(self, function: str, event: dict[str, Any]) -> Any:
         return self._pools[function].invoke(event)
 
+    def _queue_url(self, logical_id: str | None) -> str | None:
+        return self.queues[logical_id][0] if logical_id in self.queues else None
+
+    def _concurrency(self, function: str) -> int:
+        """Workers of a function: its queue's MaximumConcurrency; one if only schedules invoke it."""
+        template, cap = self.template, self.config.max_concurrency
+        from_queues = [s.max_concurrency for s in template.queue_sources if s.function == function]
+        scheduled_only = any(s.function == function for s in template.schedules) and not any(
+            r.function == function for r in template.routes
+        )
+        wanted = max(from_queues) if from_queues else 1 if scheduled_only else self.config.ingest_concurrency
+        return wanted if cap is None else max(1, min(wanted, cap))
+
     def _unprocessed_events(self) -> int:
         with self.owner_connection() as conn:
             row = conn.execute(
                 "SELECT count(*) AS n FROM pos.pos_webhook_events_raw"
-                " WHERE processed = false AND tenant_id IS NOT NULL"
+                " WHERE processed = false AND tenant_id IS NOT NULL AND parked_at IS NULL"
             ).fetchone()
         return int(row["n"]) if row else 0
 

@@ -1,4 +1,4 @@
-"""Reads template.yaml: the API routes, event sources, queues and environment the stack emulates."""
+"""Reads template.yaml: routes, event sources, schedules, queues and environment the stack emulates."""
 
 import re
 from dataclasses import dataclass, field
@@ -53,6 +53,38 @@ class QueueSource:
     report_batch_item_failures: bool
 
 
+_RATE = re.compile(r"^rate\(\s*(?P<value>[1-9][0-9]*)\s+(?P<unit>minutes?|hours?|days?)\s*\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """Seconds between runs of an EventBridge ``rate(...)`` expression; None for ``cron(...)``."""
+    if expression.startswith("cron("):
+        return None
+    match = _RATE.match(expression.strip())
+    if match is None:
+        raise ValueError(f"not an EventBridge schedule expression: {expression!r}")
+    value, unit = int(match["value"]), match["unit"]
+    if (value == 1) != (not unit.endswith("s")):
+        # EventBridge refuses "rate(1 minutes)" and "rate(5 minute)".
+        raise ValueError(f"{expression!r}: use the singular unit for 1 and the plural otherwise")
+    return value * _UNIT_SECONDS[unit.rstrip("s")]
+
+
+@dataclass(frozen=True)
+class ScheduleSource:
+    """A ``Schedule`` (EventBridge rule) or ``ScheduleV2`` (EventBridge Scheduler) event."""
+
+    function: str
+    name: str  # the event's key under the function's Events
+    expression: str
+    enabled: bool
+
+    @property
+    def rate_seconds(self) -> int | None:
+        return rate_seconds(self.expression)
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     name: str
@@ -85,6 +117,7 @@ class Template:
     queues: dict[str, QueueSpec]
     secrets: dict[str, SecretSpec]
     parameters: dict[str, Any]
+    schedules: list[ScheduleSource] = field(default_factory=list)
 
 
 def load(path: Path = TEMPLATE) -> Template:
@@ -94,6 +127,7 @@ def load(path: Path = TEMPLATE) -> Template:
     functions: dict[str, FunctionSpec] = {}
     routes: list[Route] = []
     sources: list[QueueSource] = []
+    schedules: list[ScheduleSource] = []
     for name, resource in resources.items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
@@ -109,25 +143,14 @@ def load(path: Path = TEMPLATE) -> Template:
             timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
             environment=environment,
         )
-        for event in props.get("Events", {}).values():
+        for event_name, event in props.get("Events", {}).items():
             event_props = event.get("Properties", {})
             if event["Type"] == "HttpApi":
                 routes.append(Route(event_props["Method"].upper(), event_props["Path"], name))
             elif event["Type"] == "SQS":
-                sources.append(
-                    QueueSource(
-                        function=name,
-                        queue=_logical_id(event_props["Queue"]),
-                        batch_size=int(event_props.get("BatchSize", 10)),
-                        max_concurrency=int(
-                            _plain(
-                                event_props.get("ScalingConfig", {}).get("MaximumConcurrency", 2), document
-                            )
-                        ),
-                        report_batch_item_failures="ReportBatchItemFailures"
-                        in event_props.get("FunctionResponseTypes", []),
-                    )
-                )
+                sources.append(_queue_source(name, event_props, document))
+            elif event["Type"] in ("Schedule", "ScheduleV2"):
+                schedules.append(_schedule_source(name, event_name, event_props))
     queues = {
         name: _queue_spec(name, resource["Properties"])
         for name, resource in resources.items()
@@ -138,7 +161,25 @@ def load(path: Path = TEMPLATE) -> Template:
         for name, resource in resources.items()
         if resource["Type"] == "AWS::SecretsManager::Secret"
     }
-    return Template(functions, routes, sources, queues, secrets, document.get("Parameters", {}))
+    return Template(functions, routes, sources, queues, secrets, document.get("Parameters", {}), schedules)
+
+
+def _queue_source(function: str, props: dict[str, Any], document: dict[str, Any]) -> QueueSource:
+    return QueueSource(
+        function=function,
+        queue=_logical_id(props["Queue"]),
+        batch_size=int(props.get("BatchSize", 10)),
+        max_concurrency=int(_plain(props.get("ScalingConfig", {}).get("MaximumConcurrency", 2), document)),
+        report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+    )
+
+
+def _schedule_source(function: str, name: str, props: dict[str, Any]) -> ScheduleSource:
+    # Schedule: Schedule + Enabled (or State); ScheduleV2: ScheduleExpression + State.
+    expression = str(props.get("Schedule") or props.get("ScheduleExpression") or "")
+    enabled = props.get("Enabled", True) is not False and props.get("State", "ENABLED") != "DISABLED"
+    rate_seconds(expression)  # a malformed expression fails when the template is read
+    return ScheduleSource(function=function, name=name, expression=expression, enabled=enabled)
 
 
 def _queue_spec(name: str, props: dict[str, Any]) -> QueueSpec:

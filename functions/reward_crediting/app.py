@@ -13,21 +13,29 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pos_gateway.loyalty import crediting_from_settings
 from pos_gateway.messages import CreditRequest
+from pos_gateway.recovery import failure_log_from_settings
 from pos_gateway.settings import CreditingSettings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 processor = BatchProcessor(event_type=EventType.SQS)
-crediting = crediting_from_settings(CreditingSettings.from_env())
+settings = CreditingSettings.from_env()
+crediting = crediting_from_settings(settings)
+failures = failure_log_from_settings(settings)
 
 
 def record_handler(record: SQSRecord) -> None:
+    request: CreditRequest | None = None
     try:
-        result = crediting.process(CreditRequest.model_validate_json(record.body))
-    except Exception:
+        request = CreditRequest.model_validate_json(record.body)
+        result = crediting.process(request)
+    except Exception as error:
         logger.exception("record failed; SQS will redeliver it", extra={"message_id": record.message_id})
         metrics.add_metric(name="RecordFailures", unit=MetricUnit.Count, value=1)
+        if request is not None:
+            # Its own small transaction (the failed one was rolled back); never raises.
+            failures.record(request, error)
         raise
     metrics.add_metric(name=f"Processed_{result.outcome.value}", unit=MetricUnit.Count, value=1)
     if result.points_earned:

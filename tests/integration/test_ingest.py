@@ -218,7 +218,7 @@ def sweeper_predicate(owner) -> sql.Composable:
         "SELECT pg_get_expr(indpred, indrelid) AS predicate FROM pg_index"
         " WHERE indexrelid = 'pos.pos_webhook_events_raw_unprocessed_idx'::regclass"
     ).fetchone()
-    assert row["predicate"] == "((processed = false) AND (tenant_id IS NOT NULL))"
+    assert row["predicate"] == "((processed = false) AND (tenant_id IS NOT NULL) AND (parked_at IS NULL))"
     return sql.SQL(row["predicate"])
 
 

@@ -35,9 +35,12 @@ def test_parses_every_demo_body(path):
     assert event.merchant_id == raw["merchant_id"]
     assert event.event_id == raw["event_id"]
     assert event.type == raw["type"]
-    assert event.is_payment
     assert event.created_at.tzinfo is not None
-    assert event.payment().id == raw["data"]["object"]["payment"]["id"]
+    if event.is_refund:
+        assert event.refund().id == raw["data"]["object"]["refund"]["id"]
+    else:
+        assert event.is_payment
+        assert event.payment().id == raw["data"]["object"]["payment"]["id"]
 
 
 def test_there_are_demo_bodies():

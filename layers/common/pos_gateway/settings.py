@@ -29,3 +29,14 @@ class IngestSettings(DatabaseSettings):
 
 class CreditingSettings(DatabaseSettings):
     pass
+
+
+class SweeperSettings(DatabaseSettings):
+    ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
+    # An event unprocessed this long after arrival (and after its last sweep) is enqueued again.
+    grace_seconds: int = Field(default=120, alias="SWEEPER_GRACE_SECONDS", ge=0)
+    # An event swept this many times is parked on the next sweep instead: left for operators.
+    max_sweeps: int = Field(default=5, alias="SWEEPER_MAX_SWEEPS", ge=0)
+    # Bounded work per invocation: at most batch_size × max_batches events.
+    batch_size: int = Field(default=100, alias="SWEEPER_BATCH_SIZE", ge=1, le=1000)
+    max_batches: int = Field(default=10, alias="SWEEPER_MAX_BATCHES", ge=1, le=100)
