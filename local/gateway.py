@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.template import Route
+from local.tokens import LocalIssuer, Unauthorized
 
 logger = logging.getLogger("local.gateway")
 
@@ -30,10 +31,16 @@ class _CompiledRoute:
 
 class LocalGateway:
     def __init__(
-        self, routes: list[Route], invoke: Invoke, host: str = "127.0.0.1", port: int = 3000
+        self,
+        routes: list[Route],
+        invoke: Invoke,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        authorizer: LocalIssuer | None = None,
     ) -> None:
         self._routes = [_CompiledRoute(route) for route in routes]
         self._invoke = invoke
+        self._authorizer = authorizer or LocalIssuer()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-gateway", daemon=True)
@@ -83,6 +90,14 @@ class LocalGateway:
             return
         route, path_parameters = matched
         event = proxy_event(request, route, path_parameters, url.path, url.query, body)
+        if route.authorizer is not None:
+            try:
+                claims = self._authorizer.claims(request.headers.get("Authorization"))
+            except Unauthorized:
+                _write(request, 401, {"content-type": "application/json"}, b'{"message":"Unauthorized"}')
+                return
+            # The shape API Gateway's JWT authorizer hands to payload-2.0 integrations.
+            event["requestContext"]["authorizer"] = {"jwt": {"claims": claims, "scopes": None}}
         try:
             response = self._invoke(route.function, event)
         except Exception:

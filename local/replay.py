@@ -46,3 +46,16 @@ def replay(notification_url: str, signature_key: str, paths: list[Path]) -> list
         outcome = payload.get("status") or payload.get("error", {}).get("code", "unknown")
         deliveries.append(Delivery(path.name, response.status_code, outcome))
     return deliveries
+
+
+CLOVER_AUTH_HEADER = "X-Clover-Auth"
+
+
+def clover_delivery(url: str, body: bytes, auth_code: str, timeout: float = 10) -> requests.Response:
+    """POST a notification as Clover does: the app's auth code in X-Clover-Auth."""
+    return requests.post(
+        url,
+        data=body,
+        headers={"content-type": "application/json", CLOVER_AUTH_HEADER: auth_code},
+        timeout=timeout,
+    )

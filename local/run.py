@@ -10,8 +10,10 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
-from local.replay import Delivery, replay
+from local.replay import Delivery, clover_delivery, replay
 from local.stack import ROOT, LocalStack, StackConfig
+
+CLOVER_DEMO = ROOT / "events" / "clover" / "notification_two_merchants.json"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  stack file    {config.state_dir / 'stack.json'}")
         print(f"  function logs {config.state_dir / 'logs'}")
         if not args.no_replay:
-            _replay_demo(stack, sorted((ROOT / "events" / "square").glob("*.json")))
+            _replay_demo(stack, sorted((ROOT / "events" / "square").glob("*.json")), CLOVER_DEMO)
         if args.exit_after_replay:
             return 0
         print(f"\nServing on {stack.api_url} — Ctrl-C to stop.", flush=True)
@@ -41,11 +43,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _replay_demo(stack: LocalStack, paths: list[Path]) -> None:
+def _replay_demo(stack: LocalStack, paths: list[Path], clover_notification: Path) -> None:
     print(f"\nReplaying {len(paths)} demo webhooks (signed like Square) to {stack.square_notification_url}")
     deliveries = replay(stack.square_notification_url, stack.signature_key, paths)
     for delivery in deliveries:
         print(f"  {delivery.status_code} {delivery.outcome:<12} {delivery.name}")
+    print(f"Posting a Clover notification (X-Clover-Auth) to {stack.clover_webhook_url}")
+    clover = clover_delivery(
+        stack.clover_webhook_url, clover_notification.read_bytes(), stack.clover_auth_code
+    )
+    print(f"  {clover.status_code} {clover.text}")
     drained = stack.wait_until_drained(timeout=60)
     _print_summary(stack, deliveries, drained)
 
@@ -69,7 +76,7 @@ def _print_summary(stack: LocalStack, deliveries: list[Delivery], drained: bool)
             "  JOIN identity.users u ON u.id = w.user_id ORDER BY t.name, u.email"
         ).fetchall()
     print("\nSummary")
-    print(f"  events accepted      {outcomes['accepted']}")
+    print(f"  Square events        {outcomes['accepted']} accepted")
     print(f"  duplicates absorbed  {outcomes['duplicate']}")
     print(f"  quarantined          {outcomes['quarantined']} (unknown merchant, kept for operators)")
     rejected = sum(

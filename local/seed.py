@@ -86,6 +86,14 @@ def create_rule(
     return publish_rule_version(conn, tenant_id, config or DEFAULT_RULE, effective_from).id
 
 
+def add_member(conn: Conn, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    """Membership of a user in a tenant (role client or pos_operator)."""
+    conn.execute(
+        "INSERT INTO identity.tenant_users (tenant_id, user_id, role) VALUES (%s, %s, %s)",
+        (tenant_id, user_id, role),
+    )
+
+
 def dev_cipher() -> CredentialCipher:
     """A throwaway key for local data; the cloud loads its keys from Secrets Manager."""
     return CredentialCipher(keys={"local-1": secrets.token_bytes(32)}, current_key_id="local-1")

@@ -16,14 +16,20 @@ from local import template as cfn
 from local.aws import ACCOUNT_ID, REGION, LocalAws
 from local.database import Cluster, Database, create_database, embedded_cluster, external_cluster, migrate
 from local.event_source import SqsEventSource
+from local.fake_clover import FakeClover
+from local.fake_square import FakeSquare, encryption_secret_value, oauth_secret_value, register_connections
 from local.gateway import LocalGateway
 from local.lambda_runtime import FunctionPool
 from local.scheduler import LocalScheduler
+from local.tokens import LocalIssuer
 
 logger = logging.getLogger("local.stack")
 
 ROOT = Path(__file__).resolve().parent.parent
 SQUARE_SECRET = "SquareWebhookSecret"
+CLOVER_SECRET = "CloverWebhookSecret"
+ENCRYPTION_SECRET = "EncryptionKeysSecret"
+SQUARE_OAUTH_SECRET = "SquareOAuthSecret"
 INGEST_QUEUE = "IngestQueue"
 
 
@@ -55,7 +61,12 @@ class LocalStack:
         self.config = config
         self.template = cfn.load()
         self.signature_key = secrets.token_urlsafe(24)
-        self.tenants: list[demo.DemoTenant] = []
+        self.clover_auth_code = secrets.token_urlsafe(24)
+        self.cipher = seed.dev_cipher()
+        self.issuer = LocalIssuer()
+        self.demo: demo.Demo | None = None
+        self.fake_square = FakeSquare(config.host)
+        self.fake_clover = FakeClover(config.host)
         self.queues: dict[str, tuple[str, str]] = {}
         self.sources: list[SqsEventSource] = []
         self.scheduler: LocalScheduler | None = None
@@ -75,12 +86,21 @@ class LocalStack:
         )
         create_database(cluster, config.dbname, recreate=config.reset_database)
         migrate(cluster, config.dbname)
+        self.fake_square.start()
+        self.fake_clover.start()
         if config.load_demo_data:
             with self.owner_connection() as conn:
-                self.tenants = demo.load(conn, seed.dev_cipher())
+                self.demo = demo.load(conn, self.cipher)
+                register_connections(conn, self.cipher, self.fake_square)
+            for tenant in self.demo.tenants:
+                if tenant.clover_token:
+                    self.fake_clover.grant_token(tenant.merchant_id, tenant.clover_token)
+            self.fake_clover.put_payment(demo.CLOVER_MERCHANT, demo.CLOVER_PAYMENT)
 
         self._aws = LocalAws.start(config.host)
-        self._gateway = LocalGateway(self.template.routes, self._invoke, config.host, config.port)
+        self._gateway = LocalGateway(
+            self.template.routes, self._invoke, config.host, config.port, authorizer=self.issuer
+        )
         references = self._provision_aws()
         for spec in self.template.functions.values():
             self._pools[spec.name] = FunctionPool(
@@ -123,6 +143,8 @@ class LocalStack:
             pool.close()
         if self._aws:
             self._aws.stop()
+        self.fake_clover.stop()
+        self.fake_square.stop()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -146,6 +168,27 @@ class LocalStack:
     @property
     def square_notification_url(self) -> str:
         return f"{self.api_url}/webhooks/square"
+
+    @property
+    def clover_webhook_url(self) -> str:
+        return f"{self.api_url}/webhooks/clover"
+
+    @property
+    def tenants(self) -> list[demo.DemoTenant]:
+        return self.demo.tenants if self.demo else []
+
+    def token(self, **claims: Any) -> str:
+        """A JWT the local API's authorizer accepts, as the identity provider would issue it."""
+        return self.issuer.token(claims)
+
+    def operator_token(self) -> str | None:
+        if self.demo is None:
+            return None
+        cafe = self.demo.tenant("Blue Bottle Cafe")
+        return self.token(sub=str(self.demo.operator_id), role="pos_operator", tenant_id=str(cafe.id))
+
+    def admin_token(self) -> str | None:
+        return self.token(sub=str(self.demo.admin_id), role="admin") if self.demo else None
 
     @property
     def database_url(self) -> str:
@@ -187,29 +230,36 @@ class LocalStack:
         return {
             "api_url": self.api_url,
             "database_url": self.database_url,
-            "admin_token": None,
-            "operator_token": None,
+            "admin_token": self.admin_token(),
+            "operator_token": self.operator_token(),
+            "fake_square_url": self.fake_square.base_url,
+            "fake_clover_url": self.fake_clover.base_url,
             "aws_endpoint_url": self._aws.endpoint_url if self._aws else None,
             "aws_region": REGION,
             "queues": {name: url for name, (url, _) in self.queues.items()},
             "ingest_queue_url": self._queue_url(INGEST_QUEUE),
             "dead_letter_queue_url": self._queue_url(self.template.queues[INGEST_QUEUE].dead_letter_queue),
             "logs_dir": str(self.config.state_dir / "logs"),
-            "tenants": [
-                {
-                    "id": str(tenant.id),
-                    "name": tenant.name,
-                    "square": {
-                        "merchant_id": tenant.merchant_id,
-                        "signature_key": self.signature_key,
-                        "notification_url": self.square_notification_url,
-                    },
-                }
-                for tenant in self.tenants
-            ],
+            "tenants": [self._describe_tenant(tenant) for tenant in self.tenants],
         }
 
     # -- internals -------------------------------------------------------------------------
+    def _describe_tenant(self, tenant: demo.DemoTenant) -> dict[str, Any]:
+        described: dict[str, Any] = {"id": str(tenant.id), "name": tenant.name}
+        if tenant.provider == "square":
+            described["square"] = {
+                "merchant_id": tenant.merchant_id,
+                "signature_key": self.signature_key,
+                "notification_url": self.square_notification_url,
+            }
+        else:
+            described["clover"] = {
+                "merchant_id": tenant.merchant_id,
+                "auth_code": self.clover_auth_code,
+                "webhook_url": self.clover_webhook_url,
+            }
+        return described
+
     def _invoke(self, function: str, event: dict[str, Any]) -> Any:
         return self._pools[function].invoke(event)
 
@@ -246,6 +296,11 @@ class LocalStack:
         for name, parameter in self.template.parameters.items():
             if "Default" in parameter:
                 references[name] = str(parameter["Default"])
+        # Parameter overrides, as `sam deploy --parameter-overrides` would give them.
+        references["SquareApiBaseUrl"] = self.fake_square.base_url
+        references["CloverApiBaseUrl"] = self.fake_clover.base_url
+        references["JwtIssuer"] = self.issuer.issuer
+        references["JwtAudience"] = self.issuer.audience
         self.queues = self.aws.create_queues(
             self.template.queues, self.config.stack_name, self.config.visibility_timeout
         )
@@ -261,6 +316,12 @@ class LocalStack:
             return Database(self.cluster, self.config.dbname).secret(spec.db_username)
         if spec.logical_id == SQUARE_SECRET:
             return {"signatureKey": self.signature_key, "notificationUrl": self.square_notification_url}
+        if spec.logical_id == CLOVER_SECRET:
+            return {"authCode": self.clover_auth_code}
+        if spec.logical_id == ENCRYPTION_SECRET:
+            return encryption_secret_value(self.cipher)
+        if spec.logical_id == SQUARE_OAUTH_SECRET:
+            return oauth_secret_value(self.fake_square)
         raise ValueError(f"no local value for secret {spec.logical_id}")
 
     def _function_environment(self, spec: cfn.FunctionSpec, references: dict[str, str]) -> dict[str, str]:

@@ -38,6 +38,7 @@ class Route:
     method: str
     path: str
     function: str
+    authorizer: str | None = None  # the HttpApi JWT authorizer guarding the route, if any
 
     @property
     def route_key(self) -> str:
@@ -146,7 +147,8 @@ def load(path: Path = TEMPLATE) -> Template:
         for event_name, event in props.get("Events", {}).items():
             event_props = event.get("Properties", {})
             if event["Type"] == "HttpApi":
-                routes.append(Route(event_props["Method"].upper(), event_props["Path"], name))
+                authorizer = (event_props.get("Auth") or {}).get("Authorizer")
+                routes.append(Route(event_props["Method"].upper(), event_props["Path"], name, authorizer))
             elif event["Type"] == "SQS":
                 sources.append(_queue_source(name, event_props, document))
             elif event["Type"] in ("Schedule", "ScheduleV2"):

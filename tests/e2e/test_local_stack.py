@@ -10,8 +10,9 @@ import pytest
 import requests
 
 from local.database import Cluster
-from local.replay import fresh_body, replay, signed_delivery
+from local.replay import clover_delivery, fresh_body, replay, signed_delivery
 from local.stack import ROOT, LocalStack, StackConfig
+from local.tokens import LocalIssuer
 
 pytestmark = pytest.mark.e2e
 
@@ -150,10 +151,93 @@ def test_stack_description_is_written(stack: LocalStack) -> None:
     described = json.loads((stack.config.state_dir / "stack.json").read_text())
 
     assert described["api_url"] == stack.api_url
-    assert described["admin_token"] is None
-    assert {t["name"] for t in described["tenants"]} == {"Blue Bottle Cafe", "Corner Bakery"}
+    assert stack.issuer.claims(f"Bearer {described['admin_token']}")["role"] == "admin"
+    assert stack.issuer.claims(f"Bearer {described['operator_token']}")["role"] == "pos_operator"
+    assert {t["name"] for t in described["tenants"]} == {"Blue Bottle Cafe", "Corner Bakery", "Harbor Deli"}
     square = described["tenants"][0]["square"]
     assert square["notification_url"].endswith("/webhooks/square")
     assert square["signature_key"] == stack.signature_key
     with psycopg.connect(described["database_url"]) as conn:
-        assert conn.execute("SELECT count(*) FROM identity.tenants").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM identity.tenants").fetchone() == (3,)
+
+
+def _wallet_id(stack: LocalStack, tenant: str, email: str) -> str:
+    return str(
+        _scalar(
+            stack,
+            "SELECT w.id FROM loyalty.wallets w JOIN identity.tenants t ON t.id = w.tenant_id"
+            " JOIN identity.users u ON u.id = w.user_id WHERE t.name = %s AND u.email = %s",
+            tenant,
+            email,
+        )
+    )
+
+
+def test_a_clover_sale_is_fetched_from_clover_and_credited(stack: LocalStack) -> None:
+    # The fake Clover serves the demo sale (42.00, Bob); the notification names it twice and
+    # carries two updates of a merchant that is not connected.
+    body = (ROOT / "events" / "clover" / "notification_two_merchants.json").read_bytes()
+
+    response = clover_delivery(stack.clover_webhook_url, body, stack.clover_auth_code)
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "accepted",
+        "received": 4,
+        "accepted": 2,
+        "duplicates": 0,
+        "quarantined": 2,
+    }
+    assert stack.wait_until_drained(timeout=60)
+    assert _balances(stack)[("Harbor Deli", "bob@example.com")] == 42
+    assert any(
+        "/v3/merchants/MCLOVERDEMO01/payments/PAYDEMO000001" in r.path for r in stack.fake_clover.requests
+    )
+
+
+def test_a_clover_delivery_without_the_auth_code_is_refused(stack: LocalStack) -> None:
+    body = (ROOT / "events" / "clover" / "notification_two_merchants.json").read_bytes()
+
+    response = clover_delivery(stack.clover_webhook_url, body, "not-the-code")
+
+    assert response.status_code == 401
+
+
+def test_an_operator_redeems_points_once_per_idempotency_key(stack: LocalStack) -> None:
+    wallet = _wallet_id(stack, "Blue Bottle Cafe", "alice@example.com")
+    before = _balances(stack)[("Blue Bottle Cafe", "alice@example.com")]
+    url = f"{stack.api_url}/wallets/{wallet}/redemptions"
+    headers = _bearer(stack.operator_token())
+    body = {"points": 10, "orderAmountMinorUnits": 5000, "idempotencyKey": str(uuid.uuid4())}
+
+    first = requests.post(url, json=body, headers=headers, timeout=10)
+    again = requests.post(url, json=body, headers=headers, timeout=10)
+    reused = requests.post(url, json={**body, "points": 11}, headers=headers, timeout=10)
+
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()) == (201, first.json())
+    assert reused.status_code == 409
+    assert reused.json()["error"]["code"] == "idempotency_key_reused"
+    assert _balances(stack)[("Blue Bottle Cafe", "alice@example.com")] == before - 10
+
+
+def test_redemptions_need_a_valid_operator_token(stack: LocalStack) -> None:
+    wallet = _wallet_id(stack, "Blue Bottle Cafe", "alice@example.com")
+    url = f"{stack.api_url}/wallets/{wallet}/redemptions"
+    body = {"points": 1, "orderAmountMinorUnits": 5000, "idempotencyKey": str(uuid.uuid4())}
+    before = _balances(stack)
+
+    assert requests.post(url, json=body, timeout=10).status_code == 401
+    forged = LocalIssuer().token({"sub": str(uuid.uuid4()), "role": "pos_operator"})  # another key
+    assert requests.post(url, json=body, headers=_bearer(forged), timeout=10).status_code == 401
+    # A valid token naming another tenant: the caller is no operator there.
+    assert stack.demo is not None
+    bakery = stack.demo.tenant("Corner Bakery")
+    stranger = stack.token(sub=str(stack.demo.operator_id), role="pos_operator", tenant_id=str(bakery.id))
+    response = requests.post(url, json=body, headers=_bearer(stranger), timeout=10)
+    assert response.status_code == 403
+    assert _balances(stack) == before
+
+
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

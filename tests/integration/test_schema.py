@@ -3,7 +3,15 @@
 import pytest
 
 APP_SCHEMAS = ("identity", "pos", "loyalty", "audit")
-APP_ROLES = ("pos_gateway_ingest", "pos_gateway_crediting", "pos_gateway_admin")
+APP_ROLES = (
+    "pos_gateway_ingest",
+    "pos_gateway_crediting",
+    "pos_gateway_admin",
+    "pos_gateway_sweeper",
+    "pos_gateway_poller",
+    "pos_gateway_token_refresher",
+    "pos_gateway_wallet_api",
+)
 SEED_001_TABLES = {
     ("identity", "users"),
     ("identity", "tenants"),
@@ -176,6 +184,14 @@ def test_append_only_guards_are_row_level_for_update_and_delete(catalog):
     ).fetchall()
     assert rows
     assert all(row["tgtype"] & ROW for row in rows)
+
+
+def test_every_function_role_is_checked_here(catalog):
+    roles = catalog.execute(
+        "SELECT rolname FROM pg_roles"
+        " WHERE rolname LIKE 'pos\\_gateway\\_%' AND rolname <> 'pos_gateway_migrator'"
+    ).fetchall()
+    assert {row["rolname"] for row in roles} == set(APP_ROLES)
 
 
 @pytest.mark.parametrize("role", APP_ROLES)

@@ -37,12 +37,21 @@ def test_expressions_eventbridge_refuses_are_refused(expression):
         rate_seconds(expression)
 
 
-def test_the_sweeper_runs_every_minute():
-    assert template.load().schedules == [
+def test_the_template_schedules_are_read_and_valid():
+    schedules = template.load().schedules
+    assert (
         ScheduleSource(
             function="OutboxSweeperFunction", name="EveryMinute", expression="rate(1 minute)", enabled=True
         )
-    ]
+        in schedules
+    )
+    assert {s.function for s in schedules} == {
+        "OutboxSweeperFunction",
+        "SquarePollerFunction",
+        "TokenRefresherFunction",
+        "IdempotencyCleanupFunction",
+    }
+    assert all((rate_seconds(s.expression) or 0) > 0 for s in schedules)  # every one a rate(...)
 
 
 def test_schedule_and_schedule_v2_events_are_read_with_their_state(tmp_path):

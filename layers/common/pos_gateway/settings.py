@@ -28,7 +28,8 @@ class IngestSettings(DatabaseSettings):
 
 
 class CreditingSettings(DatabaseSettings):
-    pass
+    # The queue the handler reads: work that must wait (RetryLater) is made visible again later.
+    ingest_queue_url: str | None = Field(default=None, alias="INGEST_QUEUE_URL", min_length=1)
 
 
 class SweeperSettings(DatabaseSettings):

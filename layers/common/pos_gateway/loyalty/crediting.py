@@ -3,6 +3,8 @@
 from aws_lambda_powertools import Logger
 
 from pos_gateway.db import ConnectionFactory, NotFound, tenant_transaction
+from pos_gateway.db.connection import Connection
+from pos_gateway.loyalty.clover_crediting import CloverCrediting
 from pos_gateway.loyalty.earning import earn
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
 from pos_gateway.loyalty.repository import CreditingRepository, RawEvent
@@ -15,8 +17,9 @@ logger = Logger(child=True)
 
 
 class CreditingService:
-    def __init__(self, connections: ConnectionFactory) -> None:
+    def __init__(self, connections: ConnectionFactory, clover: CloverCrediting | None = None) -> None:
         self._connections = connections
+        self._clover = clover
 
     def process(self, request: CreditRequest) -> ProcessingResult:
         """Idempotent: a processed event, a recorded transaction or refund changes nothing."""
@@ -28,7 +31,7 @@ class CreditingService:
                 raise NotFound(f"raw event {request.raw_event_id} not found in tenant {request.tenant_id}")
             if raw.processed:
                 return ProcessingResult(raw.id, ProcessingOutcome.ALREADY_PROCESSED)
-            result = _apply(repository, raw)
+            result = self._apply(repository, raw, connection)
             repository.mark_processed(raw.id, result.outcome.value)
         logger.info(
             "raw event processed",
@@ -42,8 +45,17 @@ class CreditingService:
         )
         return result
 
+    def _apply(
+        self, repository: CreditingRepository, raw: RawEvent, connection: Connection
+    ) -> ProcessingResult:
+        if raw.provider == Provider.CLOVER:
+            if self._clover is None:
+                raise RuntimeError("Clover crediting is not configured (ENCRYPTION_KEYS_SECRET_ARN)")
+            return self._clover.apply(connection, raw)
+        return _apply_square(repository, raw)
 
-def _apply(repository: CreditingRepository, raw: RawEvent) -> ProcessingResult:
+
+def _apply_square(repository: CreditingRepository, raw: RawEvent) -> ProcessingResult:
     if raw.provider == Provider.SQUARE:
         event = square.SquareEvent.model_validate(raw.raw_payload)
         if event.is_payment:

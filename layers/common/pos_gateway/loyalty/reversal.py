@@ -11,11 +11,15 @@ from uuid import UUID
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
 from pos_gateway.loyalty.repository import CreditingRepository
 from pos_gateway.loyalty.rules import RoundingPolicy, reversal_points
+from pos_gateway.providers.errors import RetryLater
 from pos_gateway.providers.models import RefundRecord
 
 
-class RefundBeforePayment(Exception):
-    """The refunded payment is not recorded yet; SQS retries the refund later."""
+class RefundBeforePayment(RetryLater):
+    """The refunded payment is not recorded yet; the refund is retried shortly."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after_seconds=30)
 
 
 def reverse(
