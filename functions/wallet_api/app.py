@@ -14,18 +14,19 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pos_gateway.auth import AccessDenied, principal_from_event
+from pos_gateway.auth import principal_from_event
 from pos_gateway.aws_secrets import database_credentials
-from pos_gateway.db import ConnectionFactory, DatabaseError
-from pos_gateway.http import error_response, json_response, raw_body
+from pos_gateway.db import ConnectionFactory
+from pos_gateway.http import error_response, json_response, raw_body, register_error_responses
 from pos_gateway.idempotency import delete_expired
-from pos_gateway.loyalty.redemption import RedemptionError, RedemptionService, parse_redemption
+from pos_gateway.loyalty.redemption import RedemptionService, parse_redemption
 from pos_gateway.settings import DatabaseSettings
 
 logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
+register_error_responses(app, logger, metrics)
 settings = DatabaseSettings.from_env()
 connections = ConnectionFactory(database_credentials(settings.db_secret_arn, settings.secret_max_age_seconds))
 redemptions = RedemptionService(connections)
@@ -47,19 +48,6 @@ def create_redemption(wallet_id: str) -> Response[str]:
     return response
 
 
-@app.exception_handler(AccessDenied)
-def access_denied(error: AccessDenied) -> Response[str]:
-    logger.warning("access denied", extra={"code": error.code})
-    metrics.add_metric(name=f"Denied_{error.code}", unit=MetricUnit.Count, value=1)
-    return error_response(error.status_code, error.code, error.message, error.details)
-
-
-@app.exception_handler(RedemptionError)
-def refused(error: RedemptionError) -> Response[str]:
-    metrics.add_metric(name=f"Refused_{error.code}", unit=MetricUnit.Count, value=1)
-    return error_response(error.status_code, error.code, error.message, error.details)
-
-
 @app.exception_handler(IdempotencyValidationError)
 def key_reused(error: IdempotencyValidationError) -> Response[str]:
     metrics.add_metric(name="Refused_idempotency_key_reused", unit=MetricUnit.Count, value=1)
@@ -72,7 +60,6 @@ def key_in_progress(error: IdempotencyAlreadyInProgressError) -> Response[str]:
     return error_response(409, "idempotency_request_in_progress", "a request with this key is in progress")
 
 
-@app.exception_handler(DatabaseError)
 @app.exception_handler(IdempotencyPersistenceLayerError)
 def unavailable(error: Exception) -> Response[str]:
     # Nothing was committed: the same request (same key) can be sent again.

@@ -6,15 +6,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pos_gateway.db import DatabaseError
-from pos_gateway.http import error_response, json_response, raw_body
+from pos_gateway.http import json_response, raw_body, register_error_responses
 from pos_gateway.ingest import square_ingest_from_settings
 from pos_gateway.ingest.service import (
     SQUARE_SIGNATURE_HEADER,
     IngestOutcome,
     IngestResult,
     WebhookAck,
-    WebhookRejected,
 )
 from pos_gateway.settings import IngestSettings
 
@@ -22,6 +20,7 @@ logger = Logger()
 metrics = Metrics()
 tracer = Tracer()
 app = APIGatewayHttpResolver()
+register_error_responses(app, logger, metrics)
 ingest = square_ingest_from_settings(IngestSettings.from_env(), boto3.client("sqs"))
 
 
@@ -34,21 +33,6 @@ def square_webhook() -> Response[str]:
     )
     _count(result)
     return json_response(200, WebhookAck.of(result))
-
-
-@app.exception_handler(WebhookRejected)
-def rejected(error: WebhookRejected) -> Response[str]:
-    metrics.add_metric(name=f"Rejected_{error.code}", unit=MetricUnit.Count, value=1)
-    logger.warning("webhook rejected", extra={"code": error.code, "reason": error.message})
-    return error_response(error.status_code, error.code, error.message, error.details)
-
-
-@app.exception_handler(DatabaseError)
-def unavailable(error: DatabaseError) -> Response[str]:
-    # Nothing was stored: a 503 makes the provider retry the delivery.
-    logger.exception("database unavailable during ingest")
-    metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
-    return error_response(503, "temporarily_unavailable", "try again later")
 
 
 def _count(result: IngestResult) -> None:

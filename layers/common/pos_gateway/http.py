@@ -1,10 +1,38 @@
-"""One machine-readable error body for every API."""
+"""One machine-readable error body for every API, and the refusals that produce it."""
 
 import base64
 from typing import Any
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel
+
+from pos_gateway.db import DatabaseError
+
+
+class ApiError(Exception):
+    """A request refused with its HTTP status and a machine-readable code; nothing was written."""
+
+    status_code = 400
+    code = "bad_request"
+    metric_prefix = "Refused"  # the metric counting it: <prefix>_<code>
+
+    def __init__(
+        self,
+        message: str,
+        details: list[dict[str, Any]] | None = None,
+        *,
+        status_code: int | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if status_code is not None:
+            self.status_code = status_code
+        if code is not None:
+            self.code = code
 
 
 class ErrorDetail(BaseModel):
@@ -39,3 +67,19 @@ def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:
     if not body:
         return b""
     return base64.b64decode(body) if is_base64_encoded else body.encode("utf-8")
+
+
+def register_error_responses(app: APIGatewayHttpResolver, logger: Logger, metrics: Metrics) -> None:
+    """Refusals answer their 4xx body; a database outage answers 503 (nothing stored, retry)."""
+
+    @app.exception_handler(ApiError)
+    def refused(error: ApiError) -> Response[str]:
+        metrics.add_metric(name=f"{error.metric_prefix}_{error.code}", unit=MetricUnit.Count, value=1)
+        logger.warning("request refused", extra={"code": error.code, "reason": error.message})
+        return error_response(error.status_code, error.code, error.message, error.details)
+
+    @app.exception_handler(DatabaseError)
+    def unavailable(error: DatabaseError) -> Response[str]:
+        logger.exception("database unavailable")
+        metrics.add_metric(name="DatabaseUnavailable", unit=MetricUnit.Count, value=1)
+        return error_response(503, "temporarily_unavailable", "try again later")

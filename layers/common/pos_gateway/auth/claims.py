@@ -24,6 +24,8 @@ from uuid import UUID
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEventV2
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
+from pos_gateway.http import ApiError
+
 SUBJECT_CLAIM = "sub"
 ROLE_CLAIM = "role"
 TENANT_CLAIM = "tenant_id"
@@ -38,17 +40,15 @@ class Role(StrEnum):
 TENANT_ROLES = frozenset({Role.CLIENT, Role.POS_OPERATOR})
 
 
-class AccessDenied(Exception):
+class AccessDenied(ApiError):
     """The request may not proceed: 401 when the caller is unknown, 403 when not allowed."""
+
+    metric_prefix = "Denied"
 
     def __init__(
         self, status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.details = details or []
+        super().__init__(message, details, status_code=status_code, code=code)
 
 
 class Claims(BaseModel):

@@ -204,15 +204,7 @@ class CloverWebhookIngest:
         )
 
     def _enqueue(self, request: CreditRequest) -> bool:
-        try:
-            self._queue.enqueue(request)
-        except Exception:
-            # The raw row is committed and unprocessed: the outbox sweeper enqueues it later.
-            logger.exception(
-                "enqueue failed; left for the sweeper", extra={"raw_event_id": str(request.raw_event_id)}
-            )
-            return False
-        return True
+        return self._queue.enqueue_or_leave(request)
 
 
 def _document(body: bytes) -> Any:

@@ -11,6 +11,7 @@ from uuid import UUID
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pos_gateway.http import ApiError
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.repository import RawEventStore, VerifiedEvent
 from pos_gateway.messages import CreditRequest
@@ -24,16 +25,11 @@ SQUARE_SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 _JSON_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
-class WebhookRejected(Exception):
-    """A request we refuse; nothing has been written."""
+class WebhookRejected(ApiError):
+    """A delivery we refuse; nothing has been written."""
 
-    status_code = 400
     code = "rejected"
-
-    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details or []
+    metric_prefix = "Rejected"
 
 
 class InvalidSignature(WebhookRejected):
@@ -144,15 +140,7 @@ class SquareWebhookIngest:
         return IngestResult(IngestOutcome.ACCEPTED, stored.raw_event_id, enqueued=enqueued)
 
     def _enqueue(self, request: CreditRequest) -> bool:
-        try:
-            self._queue.enqueue(request)
-        except Exception:
-            # The raw row is committed and unprocessed: the outbox sweeper enqueues it later.
-            logger.exception(
-                "enqueue failed; left for the sweeper", extra={"raw_event_id": str(request.raw_event_id)}
-            )
-            return False
-        return True
+        return self._queue.enqueue_or_leave(request)
 
 
 def _parse(body: bytes) -> tuple[square.SquareEvent, str]:

@@ -28,6 +28,7 @@ from pos_gateway.auth import Principal, require_tenant_context, require_tenant_o
 from pos_gateway.auth.repository import caller_standing
 from pos_gateway.db import ConnectionFactory, IntegrityViolation, queries, tenant_transaction
 from pos_gateway.db.connection import Connection
+from pos_gateway.http import ApiError
 from pos_gateway.idempotency import Once, OnceSpec, PostgresPersistenceLayer, run_once
 from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import RuleConfig
@@ -82,15 +83,11 @@ def redemption_refusal(
 # ---------------------------------------------------------------- contracts
 
 
-class RedemptionError(Exception):
+class RedemptionError(ApiError):
     def __init__(
         self, status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
     ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.code = code
-        self.message = message
-        self.details = details or []
+        super().__init__(message, details, status_code=status_code, code=code)
 
 
 class RedemptionBody(BaseModel):
