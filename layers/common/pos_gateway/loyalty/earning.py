@@ -54,8 +54,7 @@ def credit_member(
     """
     if transaction.user_id is None:
         raise ValueError("an anonymous transaction has no member to credit")
-    wallet = repository.wallet_for(tenant_id, transaction.user_id)
-    rule = repository.rule_in_force(tenant_id, payment.transaction_at)
+    wallet, rule = repository.wallet_and_rule(tenant_id, transaction.user_id, payment.transaction_at)
     outcome, points = _decide(payment, transaction, wallet.status, rule)
     repository.insert_earn_event(
         tenant_id=tenant_id,

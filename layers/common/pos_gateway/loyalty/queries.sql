@@ -35,6 +35,14 @@ VALUES (%(tenant_id)s, %(user_id)s)
 ON CONFLICT (tenant_id, user_id) DO NOTHING
 RETURNING id, status;
 
+-- name: wallet_and_rule
+-- The member's wallet (when it exists) and the rule version in force at the sale, in one trip.
+SELECT w.id AS wallet_id, w.status AS wallet_status, r.id AS rule_id, r.version AS rule_version,
+       r.rule_config
+  FROM (SELECT 1) AS one
+  LEFT JOIN loyalty.wallets w ON w.tenant_id = %(tenant_id)s AND w.user_id = %(user_id)s
+  LEFT JOIN LATERAL loyalty.rule_in_force(%(tenant_id)s, %(at)s) r ON true;
+
 -- name: find_wallet
 SELECT id, status FROM loyalty.wallets WHERE tenant_id = %(tenant_id)s AND user_id = %(user_id)s;
 

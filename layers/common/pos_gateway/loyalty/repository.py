@@ -9,7 +9,7 @@ from psycopg.types.json import Jsonb
 
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
-from pos_gateway.loyalty.rulebook import RuleVersion, rule_in_force
+from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import RuleConfig
 from pos_gateway.providers.models import PaymentRecord, RefundRecord
 
@@ -92,21 +92,34 @@ class CreditingRepository:
         ).fetchone()
         return RecordedTransaction(**row) if row else None
 
-    def wallet_for(self, tenant_id: UUID, user_id: UUID) -> Wallet:
-        """The member's wallet, created on first credit."""
-        params = {"tenant_id": tenant_id, "user_id": user_id}
+    def wallet_and_rule(
+        self, tenant_id: UUID, user_id: UUID, at: datetime
+    ) -> tuple[Wallet, RuleVersion | None]:
+        """The member's wallet (created on first credit) and the rule version in force at ``at``."""
+        params = {"tenant_id": tenant_id, "user_id": user_id, "at": at}
+        row = self._connection.execute(_SQL.wallet_and_rule.sql, params).fetchone()
+        if row is None:
+            raise LookupError("wallet_and_rule returns one row")
+        rule = (
+            RuleVersion(row["rule_id"], row["rule_version"], RuleConfig.model_validate(row["rule_config"]))
+            if row["rule_id"] is not None
+            else None
+        )
+        if row["wallet_id"] is not None:
+            return Wallet(row["wallet_id"], row["wallet_status"]), rule
+        return self._create_wallet(params), rule
+
+    def _create_wallet(self, params: dict[str, Any]) -> Wallet:
         row = (
-            self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
-            or self._connection.execute(_SQL.ensure_wallet.sql, params).fetchone()
+            self._connection.execute(_SQL.ensure_wallet.sql, params).fetchone()
             # Created by a concurrent worker that has committed since: visible to a new statement.
             or self._connection.execute(_SQL.find_wallet.sql, params).fetchone()
         )
         if row is None:
-            raise LookupError(f"wallet of user {user_id} not visible in tenant {tenant_id}")
+            raise LookupError(
+                f"wallet of user {params['user_id']} not visible in tenant {params['tenant_id']}"
+            )
         return Wallet(**row)
-
-    def rule_in_force(self, tenant_id: UUID, at: datetime) -> RuleVersion | None:
-        return rule_in_force(self._connection, tenant_id, at)
 
     def insert_earn_event(
         self,

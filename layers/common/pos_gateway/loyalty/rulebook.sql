@@ -1,11 +1,7 @@
 -- name: rule_in_force
--- The tenant's rule version that applied at a moment: the activated version with the latest
--- effective_from not after it (a late event is credited by the rules of its time).
-SELECT id, version, rule_config
-  FROM loyalty.reward_rules
- WHERE tenant_id = %(tenant_id)s AND activated_at IS NOT NULL AND effective_from <= %(at)s
- ORDER BY effective_from DESC, version DESC
- LIMIT 1;
+-- The tenant's rule version that applied at a moment (a late event is credited by the rules of
+-- its time).
+SELECT id, version, rule_config FROM loyalty.rule_in_force(%(tenant_id)s, %(at)s);
 
 -- name: deactivate_rules
 -- Retire the current version (the new one is inserted in the same transaction).
