@@ -8,7 +8,6 @@ from psycopg.types.json import Jsonb
 
 from bench.database import SET_TENANT, Conn, scalar
 from bench.fixture import Shop, StoredDelivery
-from local import seed
 
 BARE_INSERT_TRANSACTION = """
 INSERT INTO pos.transactions (
@@ -89,6 +88,8 @@ class BareCrediting:
 
 def default_rule_points(amount_cents: int) -> int:
     """seed.DEFAULT_RULE's points: conversion rate per dollar, floored, capped."""
+    from local import seed  # not at import: see bench.fixture.seed_fixture
+
     rule = seed.DEFAULT_RULE
     points = math.floor(amount_cents * rule["conversionRate"] / 100)
     return int(min(points, rule["maxPointsPerTransaction"]))

@@ -7,6 +7,7 @@ import importlib
 import json
 import os
 import random
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from psycopg.rows import tuple_row
 
 from bench.bare_crediting import BareCrediting
 from bench.database import scalar
+from bench.environment import SERVICE_NAME
 from bench.fixture import Fixture, Shop, StoredDelivery, deliveries, make_sales, store_raw_events
 from bench.measure import WARMUP_EVENTS, BenchError, Row, Side, race, throughput_rows
 from local.database import Database
@@ -58,6 +60,7 @@ def bench_crediting(fixture: Fixture, events: int, rng: random.Random, sink: IO[
     # Powertools logs and EMF metrics go to stdout, as in Lambda; here they go to a sink.
     with contextlib.redirect_stdout(sink), fixture.db.connect_as(CREDITING_ROLE, tuple_row) as conn:
         handler = importlib.import_module("functions.reward_crediting.app").lambda_handler
+        require_service_loggers()
         context = FakeLambdaContext()
 
         def through_handler(event: dict[str, Any]) -> None:
@@ -75,19 +78,32 @@ def bench_crediting(fixture: Fixture, events: int, rng: random.Random, sink: IO[
     return throughput_rows("crediting", "SQS handler (txn/s)", events, project_s, baseline_s)
 
 
+def require_service_loggers() -> None:
+    """pos_gateway.loyalty's child logger logs under the handler's service, as in Lambda.
+
+    It takes POWERTOOLS_SERVICE_NAME when first imported: an import before configure_environment
+    would leave it logging nowhere, and the project side would skip its per-event log line.
+    """
+    service = sys.modules["pos_gateway.loyalty.crediting"].logger.service
+    if service != SERVICE_NAME:
+        raise BenchError(f"pos_gateway.loyalty logs as {service!r}: imported before the environment was set")
+
+
 def sqs_batches(events: Sequence[StoredDelivery]) -> list[dict[str, Any]]:
     """SQS event source payloads of up to 10 records, carrying CreditRequest messages."""
     batches = []
     for start in range(0, len(events), SQS_BATCH_SIZE):
-        records = [_sqs_record(item) for item in events[start : start + SQS_BATCH_SIZE]]
+        records = [
+            sqs_record(item.raw_event_id, item.delivery.shop.tenant_id)
+            for item in events[start : start + SQS_BATCH_SIZE]
+        ]
         batches.append({"Records": records})
     return batches
 
 
-def _sqs_record(item: StoredDelivery) -> dict[str, Any]:
-    body = CreditRequest(
-        raw_event_id=item.raw_event_id, tenant_id=item.delivery.shop.tenant_id, provider=Provider.SQUARE
-    ).to_json()
+def sqs_record(raw_event_id: uuid.UUID, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """One SQS event source record carrying the CreditRequest of a stored raw event."""
+    body = CreditRequest(raw_event_id=raw_event_id, tenant_id=tenant_id, provider=Provider.SQUARE).to_json()
     now_ms = str(int(time.time() * 1000))
     return {
         "messageId": str(uuid.uuid4()),

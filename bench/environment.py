@@ -41,6 +41,9 @@ def probe_environment() -> dict[str, str]:
             "DB_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-db",
             "SQUARE_WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-square",
             "INGEST_QUEUE_URL": "http://127.0.0.1:9/123456789012/bench-ingest",
+            # The Square poller's and token refresher's (pos_gateway.backfill.settings).
+            "ENCRYPTION_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-keys",
+            "SQUARE_OAUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-oauth",
         }
     )
     return env

@@ -10,7 +10,6 @@ from typing import Any
 
 from psycopg.rows import tuple_row
 
-from local import seed
 from local.database import Database
 from pos_gateway.providers.square import compute_signature
 
@@ -64,6 +63,10 @@ class Delivery:
 
 
 def seed_fixture(db: Database, members: int) -> Fixture:
+    # Imported here, after configure_environment: local.seed imports pos_gateway.loyalty, whose
+    # child loggers take POWERTOOLS_SERVICE_NAME when created (else they log nowhere).
+    from local import seed
+
     cipher = seed.dev_cipher()
     with db.owner(tuple_row) as conn:
         shops = []

@@ -4,15 +4,18 @@
    queue (moto), against the bare INSERT of the same raw row + the same ``send_message``.
 2. Crediting: the real ``reward_crediting`` Lambda handler fed SQS batches of 10, against
    the same rows written with plain SQL, one transaction per event, as the same role.
-3. Cold import of each handler module against ``import boto3``, each in a fresh interpreter.
+3. Mixed crediting: payments and refunds through that handler, redemptions through the real
+   ``wallet_api`` handler, against the same rows in plain SQL, one transaction per operation.
+4. Cold import of each handler module against ``import boto3``, each in a fresh interpreter.
 
 Uses DATABASE_URL when set (a fresh database, dropped afterwards), else an embedded
 PostgreSQL (pgserver) in a temporary directory. AWS is always moto, in-process.
 
     PYTHONPATH=layers/common:. .venv/bin/python -m bench.run [--quick] [--events N] ...
 
-This module is the CLI and the report; the phases live in bench.ingest, bench.crediting and
-bench.imports, the workload in bench.fixture, the timing in bench.measure.
+This module is the CLI and the report; the phases live in bench.ingest, bench.crediting,
+bench.mixed and bench.imports, the workloads in bench.fixture and bench.mixed_plan, the timing
+in bench.measure.
 """
 
 import argparse
@@ -33,12 +36,16 @@ from bench.fixture import seed_fixture
 from bench.imports import bench_imports
 from bench.ingest import bench_ingest
 from bench.measure import Row, peak_rss_row
+from bench.mixed import bench_mixed
 
 NOTES = """\
 ratio = project / baseline. Baselines: ingest = bare INSERT of the same raw row (same role,
 one transaction, tenant set) + the same send_message, no signature check or parsing;
 crediting = the same rows (transaction, wallet on first use, reward event, ledger credit,
 idempotency key, processed marker) in plain SQL, one transaction per event, same role;
+mixed = the same for payments, plus refunds (refund row, reversal event, ledger debit, key,
+marker; a repeated refund only its marker) and redemptions (redeem event, debit, completed key,
+as the wallet API's role), numbers from the plan, wallets opened beforehand on both sides;
 import = `import boto3` in a fresh interpreter (median of {runs}; handlers imported with no
 AWS or database reachable, and without moto)."""
 
@@ -47,6 +54,7 @@ AWS or database reachable, and without moto)."""
 class Options:
     events: int
     credit_events: int
+    mixed_ops: int
     import_runs: int
     members: int
     random_seed: int
@@ -58,6 +66,7 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     )
     parser.add_argument("--events", type=int, help="ingest events per side (default 2000)")
     parser.add_argument("--credit-events", type=int, help="crediting events per side (default 1000)")
+    parser.add_argument("--mixed-ops", type=int, help="mixed crediting operations per side (default 1000)")
     parser.add_argument("--import-runs", type=int, help="fresh interpreters per import (default 5)")
     parser.add_argument("--members", type=int, default=50, help="loyalty members paying (default 50)")
     parser.add_argument("--seed", type=int, default=20240601, help="random seed of the workload")
@@ -67,11 +76,13 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     options = Options(
         events=_pick(args.events, 100 if small else 2000),
         credit_events=_pick(args.credit_events, 50 if small else 1000),
+        mixed_ops=_pick(args.mixed_ops, 60 if small else 1000),
         import_runs=_pick(args.import_runs, 1 if small else 5),
         members=args.members,
         random_seed=args.seed,
     )
-    if min(options.events, options.credit_events, options.import_runs, options.members) < 1:
+    counts = (options.events, options.credit_events, options.mixed_ops, options.import_runs, options.members)
+    if min(counts) < 1:
         parser.error("counts must be positive")
     return options
 
@@ -99,13 +110,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         _progress(f"crediting: {options.credit_events} events per side, batches of {SQS_BATCH_SIZE}")
         crediting = bench_crediting(fixture, options.credit_events, rng, sink)
         memory.append(peak_rss_row("crediting"))
+        _progress(f"mixed crediting: {options.mixed_ops} operations per side")
+        mixed, mixed_note = bench_mixed(fixture, options.mixed_ops, rng, sink)
+        memory.append(peak_rss_row("mixed crediting"))
     _progress(f"cold imports: {options.import_runs} fresh interpreters each")
     imports = bench_imports(options.import_runs)
-    rows = [*ingest, *crediting, *imports, *memory]
+    _progress("done")
+    rows = [*ingest, *crediting, *mixed, *imports, *memory]
     print(render(rows))
     print()
     print(NOTES.format(runs=options.import_runs))
     print(moto_note)
+    print(mixed_note)
     print(f"\ntotal bench time {time.perf_counter() - started:.1f} s")
     return 0
 
@@ -133,8 +149,11 @@ def render(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+_STARTED = time.perf_counter()
+
+
 def _progress(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
+    print(f"[bench {time.perf_counter() - _STARTED:5.1f} s] {message}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
