@@ -11,6 +11,7 @@ APP_ROLES = (
     "pos_gateway_poller",
     "pos_gateway_token_refresher",
     "pos_gateway_wallet_api",
+    "pos_gateway_linker",
 )
 SEED_001_TABLES = {
     ("identity", "users"),

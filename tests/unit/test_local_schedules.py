@@ -50,8 +50,18 @@ def test_the_template_schedules_are_read_and_valid():
         "SquarePollerFunction",
         "TokenRefresherFunction",
         "IdempotencyCleanupFunction",
+        "CustomerLinkerFunction",
     }
     assert all((rate_seconds(s.expression) or 0) > 0 for s in schedules)  # every one a rate(...)
+    assert (
+        ScheduleSource(
+            function="CustomerLinkerFunction",
+            name="EveryFiveMinutes",
+            expression="rate(5 minutes)",
+            enabled=True,
+        )
+        in schedules
+    )
 
 
 def test_schedule_and_schedule_v2_events_are_read_with_their_state(tmp_path):
@@ -84,15 +94,19 @@ Resources:
     assert schedules["Daily"].rate_seconds is None
 
 
-def test_the_sample_event_has_the_shape_the_scheduler_sends():
-    sample = json.loads((EVENTS / "outbox_sweeper" / "scheduled.json").read_text())
+@pytest.mark.parametrize(
+    ("folder", "function"),
+    [("outbox_sweeper", "OutboxSweeperFunction"), ("customer_linker", "CustomerLinkerFunction")],
+)
+def test_the_sample_event_has_the_shape_the_scheduler_sends(folder, function):
+    sample = json.loads((EVENTS / folder / "scheduled.json").read_text())
     sent = scheduled_event("arn:aws:events:us-east-1:123456789012:rule/r", "123456789012", "us-east-1")
 
     assert set(sample) == set(sent)
     for event in (sample, sent):
         parsed = EventBridgeEvent(event)
         assert (parsed.detail_type, parsed.source, parsed.detail) == ("Scheduled Event", "aws.events", {})
-    assert "OutboxSweeperFunction" in sample["resources"][0]
+    assert function in sample["resources"][0]
 
 
 class Calls:

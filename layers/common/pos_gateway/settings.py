@@ -41,3 +41,12 @@ class SweeperSettings(DatabaseSettings):
     # Bounded work per invocation: at most batch_size × max_batches events.
     batch_size: int = Field(default=100, alias="SWEEPER_BATCH_SIZE", ge=1, le=1000)
     max_batches: int = Field(default=10, alias="SWEEPER_MAX_BATCHES", ge=1, le=100)
+
+
+class LinkerSettings(DatabaseSettings):
+    # (tenant, member) pairs read per call of the candidates function.
+    batch_size: int = Field(default=100, alias="LINKER_BATCH_SIZE", ge=1, le=1000)
+    # Bounded work per invocation: at most this many pairs linked (each in its own transaction).
+    max_pairs: int = Field(default=500, alias="LINKER_MAX_PAIRS", ge=1, le=10_000)
+    # A run stops taking pairs when less time than this is left before the function's timeout.
+    reserve_milliseconds: int = Field(default=5_000, alias="LINKER_RESERVE_MS", ge=0, le=60_000)
