@@ -6,13 +6,14 @@ connection; the tenant context lives in ``set_config('app.tenant_id', ..., true)
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, LiteralString
 from uuid import UUID
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import set_json_loads
 from pydantic import BaseModel, Field, SecretStr
@@ -79,20 +80,61 @@ class ConnectionFactory:
         return connection
 
 
-_SET_TENANT = "SELECT set_config('app.tenant_id', %s, true)"
+_BEGIN: LiteralString = "BEGIN"
+_COMMIT: LiteralString = "COMMIT"
+_ROLLBACK: LiteralString = "ROLLBACK"
+_SET_TENANT: LiteralString = "SELECT set_config('app.tenant_id', %(tenant_id)s, true)"
+_SET_TENANT_AND_LOCK_TIMEOUT: LiteralString = (
+    "SELECT set_config('app.tenant_id', %(tenant_id)s, true),"
+    " set_config('lock_timeout', %(lock_timeout)s, true)"
+)
 
 
 @contextmanager
 def tenant_transaction(
-    connection: Connection, tenant_id: UUID | None, *, pipeline: bool = False
+    connection: Connection, tenant_id: UUID | None, *, pipeline: bool = False, lock_timeout: str | None = None
 ) -> Iterator[Connection]:
     """One database transaction, scoped to a tenant by row-level security when one is given.
 
-    With ``pipeline``, statements whose results are not read yet (BEGIN, the tenant context,
-    trailing writes, COMMIT) travel in the round trip of the next statement that is read.
+    ``lock_timeout`` bounds every lock wait of the transaction (then it fails, nothing written).
+    With ``pipeline``, BEGIN, the tenant context and statements whose results are not read yet
+    travel in the round trip of the next statement that is read, and COMMIT with the final Sync.
+    (psycopg's ``transaction()`` inside a pipeline would sync on entry and twice on exit, so the
+    pipelined form issues BEGIN / COMMIT itself on the autocommit connection.)
     """
-    batching = connection.pipeline() if pipeline else nullcontext()
-    with translated_errors(), batching, connection.transaction():
-        if tenant_id is not None:
-            connection.execute(_SET_TENANT, (str(tenant_id),))
-        yield connection
+    if not pipeline:
+        with translated_errors(), connection.transaction():
+            _set_context(connection, tenant_id, lock_timeout)
+            yield connection
+        return
+    with translated_errors():
+        try:
+            with connection.pipeline():
+                connection.execute(_BEGIN)
+                _set_context(connection, tenant_id, lock_timeout)
+                try:
+                    yield connection
+                except BaseException:
+                    if connection.pgconn.pipeline_status != pq.PipelineStatus.ABORTED:
+                        connection.execute(_ROLLBACK)  # an aborted pipeline skips it; see finally
+                    raise
+                connection.execute(_COMMIT)
+        finally:
+            if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+                _roll_back_or_close(connection)
+
+
+def _set_context(connection: Connection, tenant_id: UUID | None, lock_timeout: str | None) -> None:
+    tenant = "" if tenant_id is None else str(tenant_id)
+    if lock_timeout is not None:
+        connection.execute(_SET_TENANT_AND_LOCK_TIMEOUT, {"tenant_id": tenant, "lock_timeout": lock_timeout})
+    elif tenant_id is not None:
+        connection.execute(_SET_TENANT, {"tenant_id": tenant})
+
+
+def _roll_back_or_close(connection: Connection) -> None:
+    """End a transaction a failure left open; a connection that cannot is closed (then reopened)."""
+    try:
+        connection.execute(_ROLLBACK)
+    except psycopg.Error:
+        connection.close()

@@ -1,6 +1,14 @@
 """Idempotency on Postgres: a Powertools persistence layer and work done once per key."""
 
-from pos_gateway.idempotency.once import Once, OnceSpec, run_once
+from pos_gateway.idempotency.once import Once, OnceRunner, OnceSpec, run_once
 from pos_gateway.idempotency.persistence import DEFAULT_TTL, PostgresPersistenceLayer, delete_expired
 
-__all__ = ["DEFAULT_TTL", "Once", "OnceSpec", "PostgresPersistenceLayer", "delete_expired", "run_once"]
+__all__ = [
+    "DEFAULT_TTL",
+    "Once",
+    "OnceRunner",
+    "OnceSpec",
+    "PostgresPersistenceLayer",
+    "delete_expired",
+    "run_once",
+]

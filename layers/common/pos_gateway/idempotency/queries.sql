@@ -1,12 +1,21 @@
+-- name: claim
+-- Inside the caller's transaction: lock the key until that transaction ends and read its record
+-- (no row when there is none). Nothing is written: the completion writes the record once. A
+-- concurrent claim of the same key waits here until the holder commits (then reads its record)
+-- or rolls back (then claims it).
+SELECT status, expires_at, in_progress_expires_at, payload_hash, response_data
+  FROM pos.claim_idempotency_key(%(key)s, %(tenant_id)s);
+
 -- name: put_in_progress
--- Claim a key: a new record, or one replacing an expired record or an abandoned in-progress one.
--- Returns no row when a live record holds the key. Inside a transaction, a concurrent claim of
--- the same key waits here until the holder commits (then gets no row) or rolls back (then wins).
+-- Record by record: claim a key with an INPROGRESS record of its own, or by replacing an expired
+-- record or an abandoned in-progress one. Returns no row when a live record holds the key. Takes
+-- the claim's lock first, so it never claims a key a caller's transaction holds.
+WITH locked AS (SELECT count(*) FROM pos.claim_idempotency_key(%(key)s, %(tenant_id)s))
 INSERT INTO pos.idempotency_keys AS k (
     key, tenant_id, handler, status, expires_at, in_progress_expires_at, payload_hash, response_data)
-VALUES (
-    %(key)s, %(tenant_id)s, %(handler)s, 'INPROGRESS', %(expires_at)s, %(in_progress_expires_at)s,
-    %(payload_hash)s, NULL)
+SELECT %(key)s::text, %(tenant_id)s::uuid, %(handler)s::text, 'INPROGRESS', %(expires_at)s::timestamptz,
+       %(in_progress_expires_at)s::timestamptz, %(payload_hash)s::text, NULL
+  FROM locked
 ON CONFLICT (key) DO UPDATE
    SET handler = excluded.handler,
        status = 'INPROGRESS',
@@ -25,7 +34,8 @@ SELECT key, status, expires_at, in_progress_expires_at, payload_hash, response_d
  WHERE key = %(key)s;
 
 -- name: complete_record
--- The outcome of the work, served to every replay until the record expires.
+-- The outcome of the work, served to every replay until the record expires. Inside the caller's
+-- transaction this is the key's only write (under the claim's lock).
 INSERT INTO pos.idempotency_keys AS k (
     key, tenant_id, handler, status, expires_at, in_progress_expires_at, payload_hash, response_data)
 VALUES (

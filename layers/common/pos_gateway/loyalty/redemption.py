@@ -13,6 +13,7 @@ The discount the POS applies is ``floor(points / rate)`` minor units (never more
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -25,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.alias_generators import to_camel
 
 from pos_gateway.auth import Principal, require_tenant_context, require_tenant_operator
-from pos_gateway.auth.repository import caller_standing
+from pos_gateway.auth.repository import send_caller_standing
 from pos_gateway.db import ConnectionFactory, IntegrityViolation, queries, tenant_transaction
 from pos_gateway.db.connection import Connection
 from pos_gateway.http import ApiError
-from pos_gateway.idempotency import Once, OnceSpec, PostgresPersistenceLayer, run_once
+from pos_gateway.idempotency import Once, OnceRunner, OnceSpec, PostgresPersistenceLayer
 from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import RuleConfig
 
@@ -172,22 +173,36 @@ class LockedWallet:
     member_status: str | None  # None when the member's account was deleted
 
 
+@dataclass(frozen=True, slots=True)
+class WalletAndRule:
+    wallet: LockedWallet | None  # None: no such wallet in the tenant
+    rule: RuleVersion | None  # None: the tenant has no active rule
+
+
 class RedemptionRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def limit_lock_waits(self, lock_timeout: str) -> None:
-        self._connection.execute(_SQL.limit_lock_waits.sql, {"lock_timeout": lock_timeout})
+    def send_lock_wallet(self, wallet_id: UUID, tenant_id: UUID) -> Callable[[], WalletAndRule]:
+        """Lock the wallet and read the active rule: sent now, read when called (see redeem)."""
+        cursor = self._connection.execute(
+            _SQL.lock_wallet_with_rule.sql, {"wallet_id": wallet_id, "tenant_id": tenant_id}
+        )
 
-    def lock_wallet(self, wallet_id: UUID) -> LockedWallet | None:
-        row = self._connection.execute(_SQL.lock_wallet.sql, {"wallet_id": wallet_id}).fetchone()
-        return LockedWallet(**row) if row else None
+        def read() -> WalletAndRule:
+            row = cursor.fetchone()
+            if row is None:
+                raise LookupError("lock_wallet_with_rule returned no row")
+            wallet = None
+            if row["id"] is not None:
+                wallet = LockedWallet(row["id"], row["points_balance"], row["status"], row["member_status"])
+            rule = None
+            if row["rule_id"] is not None:
+                config = RuleConfig.model_validate(row["rule_config"])
+                rule = RuleVersion(row["rule_id"], row["rule_version"], config)
+            return WalletAndRule(wallet, rule)
 
-    def active_rule(self, tenant_id: UUID) -> RuleVersion | None:
-        row = self._connection.execute(_SQL.active_rule.sql, {"tenant_id": tenant_id}).fetchone()
-        if row is None:
-            return None
-        return RuleVersion(row["id"], row["version"], RuleConfig.model_validate(row["rule_config"]))
+        return read
 
     def insert_redemption(self, **params: Any) -> dict[str, Any]:
         row = self._connection.execute(_SQL.insert_redemption.sql, params).fetchone()
@@ -200,28 +215,39 @@ class RedemptionRepository:
 
 
 class RedemptionService:
+    """One per container: Powertools' idempotency configuration and function are built once."""
+
     def __init__(self, connections: ConnectionFactory, *, lock_timeout: str = "5s") -> None:
         self._connections = connections
         self._lock_timeout = lock_timeout
+        self._once = OnceRunner(ONCE, RedemptionReceipt, PostgresPersistenceLayer(handler=HANDLER))
 
     def redeem(
         self, principal: Principal, request: RedemptionRequest, lambda_context: LambdaContext | None = None
     ) -> Once[RedemptionReceipt]:
-        """Authorize, then redeem once per (tenant, key): all in one tenant transaction."""
+        """Authorize, then redeem once per (tenant, key): all in one tenant transaction.
+
+        Three round trips: BEGIN, the tenant context with the lock timeout, the caller's
+        standing, the key's claim and the wallet's lock with the active rule travel together;
+        then the debit; then the completed record with the COMMIT. The claim and the wallet lock
+        run before the standing is checked, but they write nothing: a refused caller's
+        transaction rolls back, and no stored answer is served before the check.
+        """
         tenant_id = require_tenant_context(principal)
         connection = self._connections.get()
         try:
-            with tenant_transaction(connection, tenant_id):
+            with (
+                tenant_transaction(connection, tenant_id, pipeline=True, lock_timeout=self._lock_timeout),
+                self._once.in_transaction(connection, tenant_id),
+            ):
                 repository = RedemptionRepository(connection)
-                repository.limit_lock_waits(self._lock_timeout)
-                require_tenant_operator(principal, caller_standing(connection, principal))
-                store = PostgresPersistenceLayer(connection, tenant_id, HANDLER)
-                return run_once(
-                    store,
-                    ONCE,
+                standing = send_caller_standing(connection, principal)
+                self._once.send_claim(request)  # the key first, then the wallet: one lock order
+                wallet_and_rule = repository.send_lock_wallet(request.wallet_id, tenant_id)
+                require_tenant_operator(principal, standing())
+                return self._once.run(
                     request,
-                    lambda: _redeem(repository, principal, tenant_id, request),
-                    RedemptionReceipt,
+                    lambda: _redeem(repository, principal, tenant_id, request, wallet_and_rule()),
                     lambda_context,
                 )
         except IntegrityViolation as exc:
@@ -231,13 +257,17 @@ class RedemptionService:
 
 
 def _redeem(
-    repository: RedemptionRepository, principal: Principal, tenant_id: UUID, request: RedemptionRequest
+    repository: RedemptionRepository,
+    principal: Principal,
+    tenant_id: UUID,
+    request: RedemptionRequest,
+    locked: WalletAndRule,
 ) -> RedemptionReceipt:
-    wallet = repository.lock_wallet(request.wallet_id)
+    wallet = locked.wallet
     if wallet is None:
         raise RedemptionError(404, "wallet_not_found", "no such wallet")
     _require_usable(wallet)
-    rule = repository.active_rule(tenant_id)
+    rule = locked.rule
     if rule is None:
         raise RedemptionError(409, "no_active_rule", "the tenant has no active reward rule")
     refusal = redemption_refusal(
