@@ -12,20 +12,26 @@ import json
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import boto3
 import psycopg
+import pytest
 from aws_lambda_powertools.utilities import parameters
+from moto import mock_aws
 from psycopg.abc import Params, QueryNoTemplate
 
 from local import seed
-from local.database import Database
+from local.aws import free_port
+from local.database import Cluster, Database
+from local.stack import StackConfig
 from pos_gateway.ingest.repository import RawEventStore, StoredEvent, VerifiedEvent
 from pos_gateway.ingest.service import SquareWebhookConfig
 from pos_gateway.loyalty.crediting import CreditingService
@@ -441,3 +447,48 @@ def run_concurrently(database: Database, requests: list[CreditRequest]) -> list[
     finally:
         for factory in factories:
             factory.close()
+
+
+@contextmanager
+def webhook_without_database(module: str, secret_env: str, secret: dict[str, Any]) -> Iterator[ModuleType]:
+    """A webhook handler imported (moto AWS) with a DB secret pointing where nothing listens.
+
+    ``secret_env`` names the handler's provider-secret variable, ``secret`` its value.
+    """
+    unreachable = {
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "dbname": "pos_gateway",
+        "username": "pos_gateway_ingest",
+        "password": "unused",
+        "connect_timeout": 1,
+    }
+    with mock_aws(), pytest.MonkeyPatch.context() as env:
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
+        database = secrets.create_secret(Name="db/ingest", SecretString=json.dumps(unreachable))["ARN"]
+        provider = secrets.create_secret(Name="provider-webhook", SecretString=json.dumps(secret))["ARN"]
+        clear_parameter_caches()
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("DB_SECRET_ARN", database)
+        env.setenv("INGEST_QUEUE_URL", queue_url)
+        env.setenv(secret_env, provider)
+        try:
+            yield fresh_import(module)
+        finally:
+            clear_parameter_caches()
+
+
+def e2e_stack_config(cluster: Cluster, state_dir: Path, name: str) -> StackConfig:
+    """A local stack of its own for one e2e module: moto's state is per process, so its own names;
+    one worker per function (a faster start) and schedules run only by the test."""
+    return StackConfig(
+        port=0,
+        state_dir=state_dir,
+        database_url=cluster.admin_url,
+        dbname=f"e2e_{name}",
+        stack_name=f"pos-gateway-{name}",
+        visibility_timeout=1,
+        max_concurrency=1,
+        schedule_timers=False,
+    )

@@ -10,8 +10,8 @@ import pytest
 from local import seed
 from local.database import Cluster
 from local.replay import signed_delivery
-from local.stack import LocalStack, StackConfig
-from tests.helpers import payment_event
+from local.stack import LocalStack
+from tests.helpers import e2e_stack_config, payment_event
 
 pytestmark = pytest.mark.e2e
 
@@ -21,16 +21,7 @@ CAFE = "Blue Bottle Cafe"
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    config = StackConfig(
-        port=0,
-        state_dir=tmp_path_factory.mktemp("linker"),
-        database_url=cluster.admin_url,
-        dbname="e2e_customer_linker",
-        stack_name="pos-gateway-linker",  # moto's state is per process: names of its own
-        visibility_timeout=1,
-        max_concurrency=1,  # fewer worker processes: a faster start
-        schedule_timers=False,  # the test runs the linker itself
-    )
+    config = e2e_stack_config(cluster, tmp_path_factory.mktemp("customer_linker"), "customer_linker")
     with LocalStack(config) as running:
         yield running
 

@@ -11,11 +11,11 @@ import pytest
 
 from local import redrive as redrive_cli
 from local.database import Cluster
-from local.stack import LocalStack, StackConfig
+from local.stack import LocalStack
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import Provider
 from pos_gateway.recovery import redrive
-from tests.helpers import one, payment_event
+from tests.helpers import e2e_stack_config, one, payment_event
 
 pytestmark = pytest.mark.e2e
 
@@ -26,16 +26,7 @@ CAFE = "Blue Bottle Cafe"
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    config = StackConfig(
-        port=0,
-        state_dir=tmp_path_factory.mktemp("recovery"),
-        database_url=cluster.admin_url,
-        dbname="e2e_recovery",
-        stack_name="pos-gateway-recovery",  # moto's state is per process: names of its own
-        visibility_timeout=1,
-        max_concurrency=1,  # fewer worker processes: a faster start
-        schedule_timers=False,  # the tests run the sweeper themselves
-    )
+    config = e2e_stack_config(cluster, tmp_path_factory.mktemp("recovery"), "recovery")
     with LocalStack(config) as running:
         yield running
 
