@@ -135,6 +135,12 @@ def test_completed_payment_credits_exact_points(owner, store, crediting):
         )
     )
     assert (key["tenant_id"], key["handler"]) == (merchant.tenant_id, "square_webhook")
+    # Written by the Powertools idempotency layer, completed in the crediting transaction.
+    assert (key["status"], key["payload_hash"] != "", key["response_data"] is not None) == (
+        "COMPLETED",
+        True,
+        True,
+    )
     assert key["result_snapshot"] == {
         "transactionId": str(transaction["id"]),
         "outcome": "credited",

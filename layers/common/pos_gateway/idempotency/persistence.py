@@ -26,7 +26,7 @@ completion or deletion); ``_put_record`` still returns only when the key is free
 
 Keys are scoped per tenant: the stored key is ``{tenant_id}:{powertools key}`` (``platform:``
 without a tenant), and row-level security keeps each tenant to its own records. Crediting's
-``{provider}:{merchantId}:{providerTxnId}`` keys can never collide with these.
+``{provider}:{merchantId}:{providerTxnId}`` keys (``provider_keys``) can never collide with these.
 """
 
 from collections.abc import Callable, Iterator
@@ -77,6 +77,10 @@ class _Binding:
 
 
 class PostgresPersistenceLayer(BasePersistenceLayer):
+    # The statements a joined claim and a completion send (a subclass may use its own).
+    _claim_sql: str = _SQL.claim.sql
+    _complete_sql: str = _SQL.complete_record.sql
+
     def __init__(
         self,
         connection: Connection | None = None,
@@ -117,7 +121,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
         key = self._get_hashed_idempotency_key(data=data)
         if key is None:
             return
-        binding.sent_claim = (key, self._send(binding, _SQL.claim.sql, self._claim_params(binding, key)))
+        binding.sent_claim = (key, self._send(binding, self._claim_sql, self._claim_params(binding, key)))
 
     def storage_key(self, idempotency_key: str) -> str:
         return self._storage_key(self._bound(), idempotency_key)
@@ -161,7 +165,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
         with self._own_transaction(binding):
             # Its answer is not read: in a caller's pipeline it travels with the COMMIT, and a
             # failure fails that commit (nothing of the work is kept).
-            self._send(binding, _SQL.complete_record.sql, params)
+            self._send(binding, self._complete_sql, params)
 
     def _delete_record(self, data_record: DataRecord) -> None:
         binding = self._bound()
@@ -197,7 +201,7 @@ class PostgresPersistenceLayer(BasePersistenceLayer):
         if sent is not None and sent[0] == idempotency_key:
             return sent[1].fetchone()
         params = self._claim_params(binding, idempotency_key)
-        return self._send(binding, _SQL.claim.sql, params).fetchone()
+        return self._send(binding, self._claim_sql, params).fetchone()
 
     def _claim_params(self, binding: _Binding, idempotency_key: str) -> dict[str, Any]:
         return {"key": self._storage_key(binding, idempotency_key), "tenant_id": binding.tenant_id}

@@ -54,3 +54,24 @@ DELETE FROM pos.idempotency_keys WHERE key = %(key)s;
 -- name: delete_expired
 -- One batch of expired keys, across tenants (see the SECURITY DEFINER function).
 SELECT pos.delete_expired_idempotency_keys(%(limit)s) AS deleted;
+
+-- name: read_provider_key
+-- Crediting's claim: the key's record, read in the crediting transaction. No lock is taken here:
+-- that transaction already holds the provider transaction's (or refund's) unique row, which
+-- every other delivery of the key waits on, and the crediting role may not take the claim's lock.
+SELECT status, expires_at, in_progress_expires_at, payload_hash, response_data
+  FROM pos.idempotency_keys
+ WHERE key = %(key)s;
+
+-- name: complete_provider_key
+-- Crediting's completion: the key's one write, with the outcome as JSON text (response_data,
+-- what Powertools replays) and as jsonb (result_snapshot). A record already there (written by an
+-- earlier release without an answer, or expired and not yet deleted) is left as it is: the
+-- crediting role inserts keys and never updates them.
+INSERT INTO pos.idempotency_keys (
+    key, tenant_id, handler, status, expires_at, in_progress_expires_at, payload_hash, response_data,
+    result_snapshot)
+VALUES (
+    %(key)s, %(tenant_id)s, %(handler)s, 'COMPLETED', %(expires_at)s, NULL, %(payload_hash)s,
+    %(response_data)s::text, %(response_data)s::text::jsonb)
+ON CONFLICT (key) DO NOTHING;

@@ -2,33 +2,78 @@
 
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from pos_gateway.idempotency import OnceSpec
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult, RewardOutcome
 from pos_gateway.loyalty.repository import CreditingRepository, RecordedTransaction
 from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import points_for
 from pos_gateway.providers.models import PaymentRecord
 
+# The provider key {provider}:{merchantId}:{providerTxnId}, stored as it is (provider_keys).
+PAYMENT_CREDIT = OnceSpec(
+    key_prefix="payment_credit",
+    event_key_jmespath="key",
+    payload_validation_jmespath="[amount_minor_units, currency]",
+)
+
+
+class PaymentCredit(BaseModel):
+    """The payload Powertools takes the key (and the fields a replay must repeat) from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    amount_minor_units: int
+    currency: str
+
+
+class CreditSnapshot(BaseModel):
+    """What a payment's credit produced: the key's stored result, replayed as it is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    transaction_id: UUID
+    outcome: ProcessingOutcome
+    points_earned: int
+
 
 def earn(
     repository: CreditingRepository, tenant_id: UUID, raw_event_id: UUID, payment: PaymentRecord
 ) -> ProcessingResult:
+    """Record the transaction; once it is new, reward it once per provider key (Powertools).
+
+    The member's reward and the key's record are written in the caller's transaction.
+    """
     if not payment.completed:
         return ProcessingResult(raw_event_id, ProcessingOutcome.NOT_COMPLETED)
-    transaction = repository.insert_transaction(tenant_id, payment, raw_event_id)
-    if transaction is None:
-        return ProcessingResult(raw_event_id, ProcessingOutcome.DUPLICATE_TRANSACTION)
-    result = _reward(repository, tenant_id, raw_event_id, payment, transaction)
-    repository.record_idempotency_key(
-        payment.idempotency_key,
-        tenant_id,
-        handler=f"{payment.provider}_webhook",
-        result_snapshot={
-            "transactionId": str(transaction.id),
-            "outcome": result.outcome.value,
-            "pointsEarned": result.points_earned,
-        },
+    payload = PaymentCredit(
+        key=payment.idempotency_key,
+        amount_minor_units=payment.amount_minor_units,
+        currency=payment.currency,
     )
-    return result
+    handler = f"{payment.provider}_webhook"
+    with repository.provider_key(PAYMENT_CREDIT, handler, CreditSnapshot, tenant_id) as once:
+        once.send_claim(payload)  # read with the transaction's insert, in one round trip
+        transaction = repository.insert_transaction(tenant_id, payment, raw_event_id)
+        if transaction is None:
+            return ProcessingResult(raw_event_id, ProcessingOutcome.DUPLICATE_TRANSACTION)
+
+        def reward() -> CreditSnapshot:
+            result = _reward(repository, tenant_id, raw_event_id, payment, transaction)
+            return CreditSnapshot(
+                transaction_id=transaction.id, outcome=result.outcome, points_earned=result.points_earned
+            )
+
+        snapshot = once.run(payload, reward).value
+    return ProcessingResult(
+        raw_event_id,
+        snapshot.outcome,
+        transaction_id=snapshot.transaction_id,
+        points_earned=snapshot.points_earned,
+    )
 
 
 def _reward(

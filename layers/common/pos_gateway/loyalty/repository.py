@@ -1,14 +1,19 @@
 """SQL access for crediting; every call runs inside the caller's tenant transaction."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel
 
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
+from pos_gateway.idempotency import OnceRunner, OnceSpec, ProviderKeyRunners
 from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import RuleConfig
 from pos_gateway.providers.models import PaymentRecord, RefundRecord
@@ -58,9 +63,25 @@ class ReversalBasis:
     already_reversed: int
 
 
+@cache
+def shared_provider_keys() -> ProviderKeyRunners:
+    """The runners of a repository made without its service's (Clover's): one set per process."""
+    return ProviderKeyRunners()
+
+
 class CreditingRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, provider_keys: ProviderKeyRunners | None = None) -> None:
         self._connection = connection
+        self._provider_keys = provider_keys or shared_provider_keys()
+
+    @contextmanager
+    def provider_key[T: BaseModel](
+        self, spec: OnceSpec, handler: str, result_type: type[T], tenant_id: UUID
+    ) -> Iterator[OnceRunner[T]]:
+        """Powertools' runner for a provider key, serving requests inside this transaction."""
+        runner = self._provider_keys.runner(spec, handler, result_type)
+        with runner.in_transaction(self._connection, tenant_id):
+            yield runner
 
     def lock_raw_event(self, raw_event_id: UUID) -> RawEvent | None:
         row = self._connection.execute(_SQL.lock_raw_event.sql, {"raw_event_id": raw_event_id}).fetchone()
@@ -220,7 +241,13 @@ class CreditingRepository:
         )
 
     def record_idempotency_key(
-        self, key: str, tenant_id: UUID, handler: str, result_snapshot: dict[str, Any]
+        # A key written directly, outside Powertools (crediting records its keys through
+        # ``provider_key``); kept for records made by hand.
+        self,
+        key: str,
+        tenant_id: UUID,
+        handler: str,
+        result_snapshot: dict[str, Any],
     ) -> None:
         self._connection.execute(
             _SQL.record_idempotency_key.sql,

@@ -8,8 +8,12 @@ is recorded on the reversal as its shortfall, and the balance never goes below z
 
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from pos_gateway.idempotency import OnceSpec
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
-from pos_gateway.loyalty.repository import CreditingRepository
+from pos_gateway.loyalty.repository import CreditingRepository, LockedTransaction, ReversalBasis
 from pos_gateway.loyalty.rules import RoundingPolicy, reversal_points
 from pos_gateway.providers.errors import RetryLater
 from pos_gateway.providers.models import RefundRecord
@@ -22,9 +26,41 @@ class RefundBeforePayment(RetryLater):
         super().__init__(message, retry_after_seconds=30)
 
 
+# The provider key {provider}:{merchantId}:refund:{refundId}, stored as it is (provider_keys).
+REFUND_REVERSAL = OnceSpec(
+    key_prefix="refund_reversal",
+    event_key_jmespath="key",
+    payload_validation_jmespath="[amount_minor_units, currency]",
+)
+
+
+class RefundReversal(BaseModel):
+    """The payload Powertools takes the key (and the fields a replay must repeat) from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    amount_minor_units: int
+    currency: str
+
+
+class ReversalSnapshot(BaseModel):
+    """What a refund's reversal produced: the key's stored result, replayed as it is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    transaction_id: UUID
+    refund_id: UUID
+    outcome: ProcessingOutcome
+    points_reversed: int
+    points_shortfall: int
+
+
 def reverse(
     repository: CreditingRepository, tenant_id: UUID, raw_event_id: UUID, refund: RefundRecord
 ) -> ProcessingResult:
+    """Record the refund; once it is new and has points to answer for, reverse them once per
+    provider key (Powertools): the reversal and the key's record in the caller's transaction."""
     if not refund.completed:
         return ProcessingResult(raw_event_id, ProcessingOutcome.NOT_COMPLETED)
     transaction = repository.lock_transaction(
@@ -34,16 +70,43 @@ def reverse(
         raise RefundBeforePayment(
             f"payment {refund.provider_transaction_id} of refund {refund.provider_refund_id} not recorded yet"
         )
-    refund_id = repository.insert_refund(tenant_id, transaction.id, refund, raw_event_id)
-    if refund_id is None:
-        return ProcessingResult(
-            raw_event_id, ProcessingOutcome.DUPLICATE_REFUND, transaction_id=transaction.id
-        )
-    basis = repository.reversal_basis(transaction.id)
-    if basis is None:
-        return ProcessingResult(
-            raw_event_id, ProcessingOutcome.REFUND_WITHOUT_POINTS, transaction_id=transaction.id
-        )
+    payload = RefundReversal(
+        key=refund.idempotency_key, amount_minor_units=refund.amount_minor_units, currency=refund.currency
+    )
+    handler = f"{refund.provider}_webhook"
+    with repository.provider_key(REFUND_REVERSAL, handler, ReversalSnapshot, tenant_id) as once:
+        once.send_claim(payload)  # read with the refund's insert, in one round trip
+        refund_id = repository.insert_refund(tenant_id, transaction.id, refund, raw_event_id)
+        if refund_id is None:
+            return ProcessingResult(
+                raw_event_id, ProcessingOutcome.DUPLICATE_REFUND, transaction_id=transaction.id
+            )
+        basis = repository.reversal_basis(transaction.id)
+        if basis is None:
+            return ProcessingResult(
+                raw_event_id, ProcessingOutcome.REFUND_WITHOUT_POINTS, transaction_id=transaction.id
+            )
+        snapshot = once.run(
+            payload, lambda: _reverse(repository, tenant_id, refund, transaction, refund_id, basis)
+        ).value
+    return ProcessingResult(
+        raw_event_id,
+        snapshot.outcome,
+        transaction_id=snapshot.transaction_id,
+        points_reversed=snapshot.points_reversed,
+        points_shortfall=snapshot.points_shortfall,
+    )
+
+
+def _reverse(
+    repository: CreditingRepository,
+    tenant_id: UUID,
+    refund: RefundRecord,
+    transaction: LockedTransaction,
+    refund_id: UUID,
+    basis: ReversalBasis,
+) -> ReversalSnapshot:
+    """The refund's share of the points, taken back by a ledger debit as far as the balance goes."""
     owed = reversal_points(
         earned=basis.points_earned,
         amount_minor_units=transaction.amount_minor_units,
@@ -64,20 +127,10 @@ def reverse(
         description=f"{refund.provider} refund {refund.provider_refund_id}"
         f" of payment {refund.provider_transaction_id}",
     )
-    repository.record_idempotency_key(
-        refund.idempotency_key,
-        tenant_id,
-        handler=f"{refund.provider}_webhook",
-        result_snapshot={
-            "refundId": str(refund_id),
-            "pointsReversed": taken,
-            "pointsShortfall": owed - taken,
-        },
-    )
-    return ProcessingResult(
-        raw_event_id,
-        ProcessingOutcome.REVERSED if owed else ProcessingOutcome.NOTHING_TO_REVERSE,
+    return ReversalSnapshot(
         transaction_id=transaction.id,
+        refund_id=refund_id,
+        outcome=ProcessingOutcome.REVERSED if owed else ProcessingOutcome.NOTHING_TO_REVERSE,
         points_reversed=taken,
         points_shortfall=owed - taken,
     )
