@@ -21,6 +21,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from local import seed
@@ -28,7 +29,6 @@ from local.database import LOCAL_ROLE_PASSWORD, Database
 from pos_gateway.db import tenant_transaction
 from pos_gateway.db.connection import Connection
 from pos_gateway.idempotency import OnceSpec, PostgresPersistenceLayer, delete_expired, run_once
-from pos_gateway.loyalty.repository import CreditingRepository
 from tests.helpers import one, unique
 
 WALLET_API = "pos_gateway_wallet_api"
@@ -193,7 +193,12 @@ def test_crediting_keys_are_still_written_with_the_new_columns_defaulted(databas
     factory = database.connections("pos_gateway_crediting")
     conn, key = factory.get(), f"square:{unique('ML')}:{unique('pay_')}"
     with tenant_transaction(conn, tenant):
-        CreditingRepository(conn).record_idempotency_key(key, tenant, "square_webhook", {"pointsEarned": 5})
+        # A row as written before the Powertools columns existed (key, tenant, handler, snapshot).
+        conn.execute(
+            "INSERT INTO pos.idempotency_keys (key, tenant_id, handler, result_snapshot)"
+            " VALUES (%s, %s, %s, %s)",
+            (key, tenant, "square_webhook", Jsonb({"pointsEarned": 5})),
+        )
     factory.close()
 
     row = owner.execute(

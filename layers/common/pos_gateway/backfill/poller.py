@@ -58,7 +58,8 @@ class PollPolicy:
 class PollReport(BaseModel):
     """What one run did."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # Counted up during the run, then returned as it is.
+    model_config = ConfigDict(populate_by_name=True)
 
     connections: int = 0
     succeeded: int = 0
@@ -70,23 +71,6 @@ class PollReport(BaseModel):
     unusable: int = 0
     enqueue_failures: int = Field(default=0, alias="enqueueFailures")
     stopped_early: bool = Field(default=False, alias="stoppedEarly")
-
-
-@dataclass
-class _Tally:
-    connections: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    token_expired: int = 0
-    pages: int = 0
-    payments: int = 0
-    stored: int = 0
-    unusable: int = 0
-    enqueue_failures: int = 0
-    stopped_early: bool = False
-
-    def report(self) -> PollReport:
-        return PollReport(**self.__dict__)
 
 
 class _OutOfTime(Exception):
@@ -105,7 +89,7 @@ def _no_deadline() -> int:
 class _Run:
     time_left_ms: Callable[[], int]
     reserve_ms: int
-    tally: _Tally = field(default_factory=_Tally)
+    tally: PollReport = field(default_factory=PollReport)
 
     def check_time(self) -> None:
         if self.time_left_ms() < self.reserve_ms:
@@ -141,7 +125,7 @@ class SquarePoller:
                 self._poll_connection(target, run)
         except _OutOfTime:
             logger.warning("poll stopped: the invocation's time is nearly up")
-        report = run.tally.report()
+        report = run.tally
         logger.info("square poll done", extra=report.model_dump())
         return report
 

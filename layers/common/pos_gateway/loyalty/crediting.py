@@ -4,7 +4,6 @@ from aws_lambda_powertools import Logger
 
 from pos_gateway.db import ConnectionFactory, NotFound, tenant_transaction
 from pos_gateway.db.connection import Connection
-from pos_gateway.idempotency import ProviderKeyRunners
 from pos_gateway.loyalty.clover_crediting import CloverCrediting
 from pos_gateway.loyalty.earning import earn
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
@@ -22,13 +21,12 @@ class CreditingService:
         self._connections = connections
         self._clover = clover
         # Powertools' idempotency runners for provider keys, built once for the service.
-        self._provider_keys = ProviderKeyRunners()
 
     def process(self, request: CreditRequest) -> ProcessingResult:
         """Idempotent: a processed event, a recorded transaction or refund changes nothing."""
         connection = self._connections.get()
         with tenant_transaction(connection, request.tenant_id, pipeline=True):
-            repository = CreditingRepository(connection, self._provider_keys)
+            repository = CreditingRepository(connection)
             raw = repository.lock_raw_event(request.raw_event_id)
             if raw is None:
                 raise NotFound(f"raw event {request.raw_event_id} not found in tenant {request.tenant_id}")

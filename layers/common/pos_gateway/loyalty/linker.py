@@ -64,7 +64,8 @@ class LinkerPolicy:
 class LinkReport(BaseModel):
     """What one run did."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # Counted up during the run, then returned as it is.
+    model_config = ConfigDict(populate_by_name=True)
 
     pairs: int = 0  # pairs taken up (linked, found already linked by a concurrent run, or failed)
     pairs_linked: int = Field(default=0, alias="pairsLinked")  # pairs that claimed at least one sale
@@ -73,25 +74,6 @@ class LinkReport(BaseModel):
     failures: int = 0
     batches: int = 0
     stopped_early: bool = Field(default=False, alias="stoppedEarly")
-
-
-@dataclass
-class _Tally:
-    pairs: int = 0
-    pairs_linked: int = 0
-    transactions_claimed: int = 0
-    points_credited: int = 0
-    failures: int = 0
-    batches: int = 0
-    stopped_early: bool = False
-
-    def add(self, result: LinkResult) -> None:
-        self.pairs_linked += int(result.transactions_claimed > 0)
-        self.transactions_claimed += result.transactions_claimed
-        self.points_credited += result.points_earned
-
-    def report(self) -> LinkReport:
-        return LinkReport(**self.__dict__)
 
 
 def _no_deadline() -> int:
@@ -119,7 +101,7 @@ class CustomerLinker:
         next run takes it up again); a database outage ends the run with the error.
         """
         policy = self._policy
-        tally = _Tally()
+        tally = LinkReport()
         after: LinkPair | None = None
         while tally.pairs < policy.max_pairs and not self._out_of_time(tally, time_left_ms):
             limit = min(policy.batch_size, policy.max_pairs - tally.pairs)
@@ -133,11 +115,11 @@ class CustomerLinker:
                 after = pair
             if len(page) < limit or tally.stopped_early:
                 break
-        report = tally.report()
+        report = tally
         logger.info("customer linking done", extra=report.model_dump())
         return report
 
-    def _link_pair(self, pair: LinkPair, tally: _Tally) -> None:
+    def _link_pair(self, pair: LinkPair, tally: LinkReport) -> None:
         log = {"tenant_id": str(pair.tenant_id), "user_id": str(pair.user_id)}
         try:
             result = self._link(self._connections, pair.tenant_id, pair.user_id)
@@ -147,14 +129,16 @@ class CustomerLinker:
             tally.failures += 1
             logger.exception("linking a member failed; retried next run", extra=log)
             return
-        tally.add(result)
+        tally.pairs_linked += int(result.transactions_claimed > 0)
+        tally.transactions_claimed += result.transactions_claimed
+        tally.points_credited += result.points_earned
         if result.transactions_claimed:
             logger.info(
                 "member linked",
                 extra={**log, "claimed": result.transactions_claimed, "points": result.points_earned},
             )
 
-    def _out_of_time(self, tally: _Tally, time_left_ms: Callable[[], int]) -> bool:
+    def _out_of_time(self, tally: LinkReport, time_left_ms: Callable[[], int]) -> bool:
         if time_left_ms() < self._policy.reserve_milliseconds:
             if not tally.stopped_early:
                 logger.warning("customer linking stopped: the invocation's time is nearly up")

@@ -63,12 +63,6 @@ WITH reward AS (
 )
 SELECT reward.id AS reward_event_id, (SELECT balance_after FROM credit) AS balance_after FROM reward;
 
--- name: record_idempotency_key
--- The provider-level idempotency key with what it produced.
-INSERT INTO pos.idempotency_keys (key, tenant_id, handler, result_snapshot)
-VALUES (%(key)s, %(tenant_id)s, %(handler)s, %(result_snapshot)s)
-ON CONFLICT (key) DO NOTHING;
-
 -- name: lock_transaction
 -- The refunded payment's transaction, locked so refunds of one payment apply one at a time.
 SELECT id, user_id, amount_minor_units

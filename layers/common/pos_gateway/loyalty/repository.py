@@ -64,22 +64,21 @@ class ReversalBasis:
 
 
 @cache
-def shared_provider_keys() -> ProviderKeyRunners:
-    """The runners of a repository made without its service's (Clover's): one set per process."""
+def _provider_keys() -> ProviderKeyRunners:
+    """Powertools' runners for provider keys: built once per container, shared by every request."""
     return ProviderKeyRunners()
 
 
 class CreditingRepository:
-    def __init__(self, connection: Connection, provider_keys: ProviderKeyRunners | None = None) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._provider_keys = provider_keys or shared_provider_keys()
 
     @contextmanager
     def provider_key[T: BaseModel](
         self, spec: OnceSpec, handler: str, result_type: type[T], tenant_id: UUID
     ) -> Iterator[OnceRunner[T]]:
         """Powertools' runner for a provider key, serving requests inside this transaction."""
-        runner = self._provider_keys.runner(spec, handler, result_type)
+        runner = _provider_keys().runner(spec, handler, result_type)
         with runner.in_transaction(self._connection, tenant_id):
             yield runner
 
@@ -237,24 +236,5 @@ class CreditingRepository:
                 "points": points,
                 "shortfall": shortfall,
                 "description": description,
-            },
-        )
-
-    def record_idempotency_key(
-        # A key written directly, outside Powertools (crediting records its keys through
-        # ``provider_key``); kept for records made by hand.
-        self,
-        key: str,
-        tenant_id: UUID,
-        handler: str,
-        result_snapshot: dict[str, Any],
-    ) -> None:
-        self._connection.execute(
-            _SQL.record_idempotency_key.sql,
-            {
-                "key": key,
-                "tenant_id": tenant_id,
-                "handler": handler,
-                "result_snapshot": Jsonb(result_snapshot),
             },
         )
