@@ -66,6 +66,10 @@ def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bo
         return False, traceback.format_exc(limit=5)
 
 
+def _is_warm() -> bool:
+    return _handler is not None
+
+
 class FunctionPool:
     def __init__(
         self, spec: FunctionSpec, environment: dict[str, str], concurrency: int, log_dir: Path
@@ -87,6 +91,16 @@ class FunctionPool:
         if not succeeded:
             raise InvocationError(f"{self.spec.name} failed:\n{result}")
         return result
+
+    def wait_until_warm(self, timeout: float) -> None:
+        """Block until a worker has imported the handler (its cold start), like a provisioned
+        environment: the stack then answers its first request within the function's timeout."""
+        try:
+            ready = self._pool.apply_async(_is_warm).get(timeout=timeout)
+        except multiprocessing.TimeoutError as exc:
+            raise InvocationError(f"{self.spec.name} did not start within {timeout}s; see its log") from exc
+        if not ready:
+            raise InvocationError(f"{self.spec.name} did not import its handler; see its log")
 
     def close(self) -> None:
         self._pool.terminate()

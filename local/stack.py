@@ -109,6 +109,9 @@ class LocalStack:
                 self._concurrency(spec.name),
                 config.state_dir / "logs",
             )
+        for pool in self._pools.values():
+            # Every worker process imports at once; on a small machine that takes a while.
+            pool.wait_until_warm(timeout=120)
         sqs = self._aws.client("sqs")
         for source in self.template.queue_sources:
             url, arn = self.queues[source.queue]
