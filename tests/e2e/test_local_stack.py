@@ -128,7 +128,7 @@ def test_malformed_body_is_a_400_with_details(stack: LocalStack) -> None:
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "malformed_event"
-    assert {detail["loc"] for detail in error["details"]} >= {"type", "event_id", "created_at", "data"}
+    assert {detail["loc"] for detail in error["fields"]} >= {"type", "event_id", "created_at", "data"}
 
 
 def test_unknown_route_is_404(stack: LocalStack) -> None:

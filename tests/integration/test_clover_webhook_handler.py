@@ -158,5 +158,5 @@ def test_a_malformed_body_is_a_machine_readable_400(
 
     assert status == 400
     assert body["error"]["code"] == "malformed_event"
-    assert isinstance(body["error"]["details"], list)
+    assert isinstance(body["error"]["fields"], list)
     assert raw_count(owner) == before

@@ -227,7 +227,7 @@ def test_a_malformed_event_is_400_with_details_and_writes_nothing(stack, owner, 
 
     assert status == 400
     assert body["error"]["code"] == "malformed_event"
-    assert loc in [detail["loc"] for detail in body["error"]["details"]]
+    assert loc in [detail["loc"] for detail in body["error"]["fields"]]
     assert raw_count(owner) == before
     assert drain(stack) == []
 
@@ -237,7 +237,7 @@ def test_a_body_that_is_not_json_is_400(stack, owner):
     before = raw_count(owner)
     status, body = call_webhook(stack, signed_http_event(raw))
     assert (status, body["error"]["code"]) == (400, "malformed_event")
-    assert body["error"]["details"][0]["type"] == "json_invalid"
+    assert body["error"]["fields"][0]["type"] == "json_invalid"
     assert raw_count(owner) == before
 
 

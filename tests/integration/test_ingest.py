@@ -183,7 +183,7 @@ def test_malformed_event_writes_nothing(owner, store, queue, sqs, queue_url, bod
     with pytest.raises(MalformedEvent) as excinfo:
         service(store, queue).receive(body, sign(body))
     assert excinfo.value.status_code == 400
-    assert excinfo.value.details or excinfo.value.message
+    assert excinfo.value.fields or excinfo.value.message
     assert raw_count(owner) == before
     assert drain(sqs, queue_url) == []
 

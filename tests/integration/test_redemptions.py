@@ -319,7 +319,7 @@ def test_a_refusal_has_its_code_and_writes_nothing(api, owner, scenario, payload
 def test_the_order_share_cap_details_say_what_fits(api, owner):
     shop = open_shop(owner, rule={**seed.DEFAULT_RULE, "maxRedemptionPercentage": 10})
     _, answer = redeem(api, shop, body(points=300, orderAmountMinorUnits=2999))
-    assert answer["error"]["details"] == [{"maxRedemptionPercentage": 10, "maxRedeemablePoints": 299}]
+    assert answer["error"]["fields"] == [{"maxRedemptionPercentage": 10, "maxRedeemablePoints": 299}]
     assert redeem(api, shop, body(points=299, orderAmountMinorUnits=2999))[0] == 201
 
 
@@ -331,7 +331,7 @@ def test_another_tenants_wallet_is_404_and_shows_nothing(api, owner, shop):
 
     assert (status, answer) == (
         404,
-        {"error": {"code": "wallet_not_found", "message": "no such wallet", "details": []}},
+        {"error": {"code": "wallet_not_found", "message": "no such wallet", "fields": []}},
     )
     assert footprint(owner, theirs) == before
 
@@ -423,14 +423,14 @@ def test_bad_input_is_400_and_writes_nothing(api, owner, shop, payload, loc):
     before = footprint(owner, shop)
     status, answer, _ = call(api, redemption_event(shop.wallet_id, payload, shop.claims()))
     assert (status, answer["error"]["code"]) == (400, "invalid_request")
-    assert loc in [detail["loc"] for detail in answer["error"]["details"]]
+    assert loc in [detail["loc"] for detail in answer["error"]["fields"]]
     assert footprint(owner, shop) == before
 
 
 def test_a_malformed_wallet_id_is_400(api, shop):
     status, answer, _ = call(api, redemption_event("wallet-1", body(), shop.claims()))
     assert (status, answer["error"]["code"]) == (400, "invalid_request")
-    assert [detail["loc"] for detail in answer["error"]["details"]] == ["walletId"]
+    assert [detail["loc"] for detail in answer["error"]["fields"]] == ["walletId"]
 
 
 # ---------------------------------------------------------------- concurrency

@@ -73,7 +73,7 @@ def test_claims_outside_the_contract_are_refused(overrides, loc):
     with pytest.raises(AccessDenied) as caught:
         principal_from_claims(claims(**overrides))
     assert (caught.value.status_code, caught.value.code) == (401, "invalid_claims")
-    assert loc in [detail["loc"] for detail in caught.value.details]
+    assert loc in [detail["loc"] for detail in caught.value.fields]
 
 
 def test_the_sample_event_carries_the_authorizer_claims():

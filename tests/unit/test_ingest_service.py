@@ -146,8 +146,8 @@ def test_malformed_body_is_rejected_with_details(body, loc):
         service(store, queue).receive(body, sign(body))
     error = excinfo.value
     assert (error.status_code, error.code) == (400, "malformed_event")
-    assert loc in [detail["loc"] for detail in error.details]
-    assert all(set(detail) == {"loc", "type", "msg"} for detail in error.details)
+    assert loc in [detail["loc"] for detail in error.fields]
+    assert all(set(detail) == {"loc", "type", "msg"} for detail in error.fields)
     assert store.calls == []
 
 
@@ -157,7 +157,7 @@ def test_malformed_payment_details_name_the_field():
     body = body_of(event)
     with pytest.raises(MalformedEvent) as excinfo:
         service(FakeStore(), FakeQueue()).receive(body, sign(body))
-    assert [(d["loc"], d["type"]) for d in excinfo.value.details] == [
+    assert [(d["loc"], d["type"]) for d in excinfo.value.fields] == [
         ("payment.amount_money.amount", "greater_than_equal")
     ]
 

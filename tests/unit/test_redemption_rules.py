@@ -151,14 +151,14 @@ def test_bad_input_is_reported_with_its_location(raw, loc):
     with pytest.raises(RedemptionError) as caught:
         parse_redemption(WALLET, raw)
     assert (caught.value.status_code, caught.value.code) == (400, "invalid_request")
-    assert loc in [detail["loc"] for detail in caught.value.details]
+    assert loc in [detail["loc"] for detail in caught.value.fields]
 
 
 def test_a_bad_wallet_id_is_reported_with_the_body_problems():
     with pytest.raises(RedemptionError) as caught:
         parse_redemption("not-a-uuid", body(points=0))
-    assert {detail["loc"] for detail in caught.value.details} == {"walletId", "points"}
-    json.dumps(caught.value.details)  # serializable as an error body
+    assert {detail["loc"] for detail in caught.value.fields} == {"walletId", "points"}
+    json.dumps(caught.value.fields)  # serializable as an error body
 
 
 def test_the_sample_event_is_a_valid_redemption():

@@ -1,12 +1,13 @@
 """One machine-readable error body for every API, and the refusals that produce it."""
 
 import base64
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.metrics import MetricUnit
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from pos_gateway.db import DatabaseError
 
@@ -21,14 +22,14 @@ class ApiError(Exception):
     def __init__(
         self,
         message: str,
-        details: list[dict[str, Any]] | None = None,
+        fields: list[dict[str, Any]] | None = None,
         *,
         status_code: int | None = None,
         code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details or []
+        self.fields = fields or []
         if status_code is not None:
             self.status_code = status_code
         if code is not None:
@@ -38,7 +39,8 @@ class ApiError(Exception):
 class ErrorDetail(BaseModel):
     code: str
     message: str
-    details: list[dict[str, Any]] = []
+    # What was wrong where: {"loc": "points", "type": "greater_than", "msg": ...} for input errors.
+    fields: list[dict[str, Any]] = []
 
 
 class ErrorBody(BaseModel):
@@ -46,9 +48,9 @@ class ErrorBody(BaseModel):
 
 
 def error_response(
-    status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    status_code: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
 ) -> Response[str]:
-    body = ErrorBody(error=ErrorDetail(code=code, message=message, details=details or []))
+    body = ErrorBody(error=ErrorDetail(code=code, message=message, fields=fields or []))
     return Response(
         status_code=status_code, content_type=content_types.APPLICATION_JSON, body=body.model_dump_json()
     )
@@ -60,6 +62,25 @@ def json_response(status_code: int, payload: BaseModel) -> Response[str]:
         content_type=content_types.APPLICATION_JSON,
         body=payload.model_dump_json(by_alias=True),
     )
+
+
+def validation_fields(
+    errors: ValidationError | Sequence[Mapping[str, Any]], prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """Pydantic errors as error-body fields: where, what kind, and why; never the input itself
+    (it may hold a secret)."""
+    if isinstance(errors, ValidationError):
+        errors = errors.errors(include_url=False, include_input=False, include_context=False)
+    return [
+        {
+            "loc": ".".join(
+                str(part) for part in ((prefix,) if prefix else ()) + tuple(error.get("loc", ()))
+            ),
+            "type": str(error.get("type", "invalid")),
+            "msg": str(error.get("msg", "invalid value")),
+        }
+        for error in errors
+    ]
 
 
 def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:
@@ -76,7 +97,7 @@ def register_error_responses(app: APIGatewayHttpResolver, logger: Logger, metric
     def refused(error: ApiError) -> Response[str]:
         metrics.add_metric(name=f"{error.metric_prefix}_{error.code}", unit=MetricUnit.Count, value=1)
         logger.warning("request refused", extra={"code": error.code, "reason": error.message})
-        return error_response(error.status_code, error.code, error.message, error.details)
+        return error_response(error.status_code, error.code, error.message, error.fields)
 
     @app.exception_handler(DatabaseError)
     def unavailable(error: DatabaseError) -> Response[str]:

@@ -24,7 +24,7 @@ from uuid import UUID
 from aws_lambda_powertools.utilities.data_classes.api_gateway_proxy_event import APIGatewayProxyEventV2
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from pos_gateway.http import ApiError
+from pos_gateway.http import ApiError, validation_fields
 
 SUBJECT_CLAIM = "sub"
 ROLE_CLAIM = "role"
@@ -46,9 +46,9 @@ class AccessDenied(ApiError):
     metric_prefix = "Denied"
 
     def __init__(
-        self, status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+        self, status_code: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
     ) -> None:
-        super().__init__(message, details, status_code=status_code, code=code)
+        super().__init__(message, fields, status_code=status_code, code=code)
 
 
 class Claims(BaseModel):
@@ -87,12 +87,8 @@ def principal_from_claims(claims: Mapping[str, Any] | None) -> Principal:
     try:
         parsed = Claims.model_validate(dict(claims))
     except ValidationError as exc:
-        details = [
-            {"loc": ".".join(str(part) for part in error["loc"]), "type": error["type"], "msg": error["msg"]}
-            for error in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
         raise AccessDenied(
-            401, "invalid_claims", "the token's claims do not fit the contract", details
+            401, "invalid_claims", "the token's claims do not fit the contract", validation_fields(exc)
         ) from exc
     return Principal(user_id=parsed.sub, role=parsed.role, tenant_id=parsed.tenant_id)
 

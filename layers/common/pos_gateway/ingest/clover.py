@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pos_gateway.aws_secrets import database_credentials, secret_json
 from pos_gateway.db import ConnectionFactory, queries, tenant_transaction
+from pos_gateway.http import validation_fields
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.service import MalformedEvent, WebhookRejected
 from pos_gateway.messages import CreditRequest
@@ -222,21 +223,14 @@ def _verification(document: Any) -> CloverVerification | None:
     try:
         return CloverVerification.model_validate(document)
     except ValidationError as exc:
-        raise MalformedEvent("body is not a valid Clover verification", _details(exc)) from exc
+        raise MalformedEvent("body is not a valid Clover verification", validation_fields(exc)) from exc
 
 
 def _notification(document: Any) -> CloverNotification:
     try:
         return CloverNotification.model_validate(document)
     except ValidationError as exc:
-        raise MalformedEvent("body is not a valid Clover webhook message", _details(exc)) from exc
-
-
-def _details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": ".".join(str(part) for part in error["loc"]), "type": error["type"], "msg": error["msg"]}
-        for error in exc.errors(include_url=False, include_input=False)
-    ]
+        raise MalformedEvent("body is not a valid Clover webhook message", validation_fields(exc)) from exc
 
 
 def clover_ingest_from_settings(settings: CloverWebhookSettings, sqs_client: Any) -> CloverWebhookIngest:

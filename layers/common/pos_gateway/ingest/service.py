@@ -11,7 +11,7 @@ from uuid import UUID
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pos_gateway.http import ApiError
+from pos_gateway.http import ApiError, validation_fields
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.repository import RawEventStore, VerifiedEvent
 from pos_gateway.messages import CreditRequest
@@ -154,8 +154,4 @@ def _parse(body: bytes) -> tuple[square.SquareEvent, str]:
     try:
         return square.parse_event(body), text
     except ValidationError as exc:
-        details = [
-            {"loc": ".".join(str(part) for part in error["loc"]), "type": error["type"], "msg": error["msg"]}
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise MalformedEvent("body is not a valid Square event", details) from exc
+        raise MalformedEvent("body is not a valid Square event", validation_fields(exc)) from exc

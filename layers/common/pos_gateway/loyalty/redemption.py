@@ -29,7 +29,7 @@ from pos_gateway.auth import Principal, require_tenant_context, require_tenant_o
 from pos_gateway.auth.repository import send_caller_standing
 from pos_gateway.db import ConnectionFactory, IntegrityViolation, queries, tenant_transaction
 from pos_gateway.db.connection import Connection
-from pos_gateway.http import ApiError
+from pos_gateway.http import ApiError, validation_fields
 from pos_gateway.idempotency import Once, OnceRunner, OnceSpec, PostgresPersistenceLayer
 from pos_gateway.loyalty.rulebook import RuleVersion
 from pos_gateway.loyalty.rules import RuleConfig
@@ -86,9 +86,9 @@ def redemption_refusal(
 
 class RedemptionError(ApiError):
     def __init__(
-        self, status_code: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+        self, status_code: int, code: str, message: str, fields: list[dict[str, Any]] | None = None
     ) -> None:
-        super().__init__(message, details, status_code=status_code, code=code)
+        super().__init__(message, fields, status_code=status_code, code=code)
 
 
 class RedemptionBody(BaseModel):
@@ -141,25 +141,14 @@ def parse_redemption(wallet_id: str, body: bytes) -> RedemptionRequest:
     try:
         wallet = _WALLET_ID.validate_python(wallet_id)
     except ValidationError as exc:
-        details += _details(exc, "walletId")
+        details += validation_fields(exc, "walletId")
     try:
         parsed = RedemptionBody.model_validate_json(body)
     except ValidationError as exc:
-        details += _details(exc)
+        details += validation_fields(exc)
     if wallet is None or parsed is None:
         raise RedemptionError(400, "invalid_request", "the request is not a valid redemption", details)
     return RedemptionRequest(wallet_id=wallet, **parsed.model_dump())
-
-
-def _details(exc: ValidationError, prefix: str | None = None) -> list[dict[str, Any]]:
-    return [
-        {
-            "loc": ".".join(str(part) for part in ((prefix,) if prefix else ()) + tuple(error["loc"])),
-            "type": error["type"],
-            "msg": error["msg"],
-        }
-        for error in exc.errors(include_url=False, include_input=False, include_context=False)
-    ]
 
 
 # ---------------------------------------------------------------- data access
