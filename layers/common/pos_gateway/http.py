@@ -83,6 +83,24 @@ def validation_fields(
     ]
 
 
+def proxy_error(status_code: int, code: str, message: str) -> dict[str, object]:
+    """An error as a payload-2.0 proxy result, for refusals made before the resolver runs."""
+    return {
+        "statusCode": status_code,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": ErrorBody(error=ErrorDetail(code=code, message=message)).model_dump_json(),
+        "isBase64Encoded": False,
+    }
+
+
+def body_size(event: Mapping[str, object]) -> int:
+    """The decoded size of a proxy event's body, without decoding it."""
+    body = event.get("body")
+    if not isinstance(body, str):
+        return 0
+    return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+
+
 def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:
     """The exact bytes the client sent (signatures are computed over them)."""
     if not body:

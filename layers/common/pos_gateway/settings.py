@@ -50,3 +50,15 @@ class LinkerSettings(DatabaseSettings):
     max_pairs: int = Field(default=500, alias="LINKER_MAX_PAIRS", ge=1, le=10_000)
     # A run stops taking pairs when less time than this is left before the function's timeout.
     reserve_milliseconds: int = Field(default=5_000, alias="LINKER_RESERVE_MS", ge=0, le=60_000)
+
+
+class AdminSettings(DatabaseSettings):
+    # A read replica for the admin API's reads (seed 002), e.g. postgresql://replica.internal:5432/pos;
+    # user and password come from the function's own secret when the URL carries none.
+    database_read_url: str | None = Field(default=None, alias="DATABASE_READ_URL", min_length=1)
+    # {"currentKeyId": ..., "keys": {...}}: POS credentials are encrypted before they are stored.
+    encryption_keys_secret_arn: str = Field(alias="ENCRYPTION_KEYS_SECRET_ARN", min_length=1)
+    # Replays of raw events go to the ingest queue; the dead-letter queue is watched and redriven.
+    ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
+    dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
+    max_body_bytes: int = Field(default=65_536, alias="ADMIN_MAX_BODY_BYTES", ge=1024, le=1_048_576)
