@@ -85,13 +85,27 @@ def test_every_tenant_scoped_table_has_row_level_security_and_a_policy(catalog):
 
 def test_policies_key_on_the_transaction_tenant_setting(catalog):
     rows = catalog.execute(
-        "SELECT polrelid::regclass::text AS tbl, pg_get_expr(polqual, polrelid) AS qual,"
-        " pg_get_expr(polwithcheck, polrelid) AS check_expr FROM pg_policy"
+        "SELECT polrelid::regclass::text AS tbl, polname, polcmd, pg_get_expr(polqual, polrelid) AS qual,"
+        " pg_get_expr(polwithcheck, polrelid) AS check_expr,"
+        " ARRAY(SELECT rolname FROM pg_roles WHERE oid = ANY(polroles)) AS roles FROM pg_policy"
     ).fetchall()
     assert rows
     for row in rows:
+        if row["polname"] == "platform_read":
+            # The admin's audited cross-tenant reads: read-only, for that role alone.
+            assert (row["polcmd"], row["roles"], row["qual"]) == ("r", ["pos_gateway_admin"], "app.platform_read()")
+            continue
         assert "current_tenant_id()" in row["qual"], row
         assert row["check_expr"] is None or "current_tenant_id()" in row["check_expr"], row
+
+
+def test_every_tenant_table_has_the_platform_read_policy(catalog):
+    missing = catalog.execute(
+        "SELECT c.oid::regclass::text AS tbl FROM pg_class c"
+        " WHERE c.relrowsecurity AND NOT EXISTS"
+        " (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'platform_read')"
+    ).fetchall()
+    assert missing == []
 
 
 def test_every_timestamp_is_timestamptz(catalog):
