@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pos_gateway.admin.routes import wallets
+from pos_gateway.admin.routes import audit_logs, connections, operations, rules, tenants, users, wallets
 from pos_gateway.admin.routes.common import SERVICES_KEY
 from pos_gateway.http import error_response, register_error_responses, validation_fields
 
@@ -25,7 +25,15 @@ DESCRIPTION = (
     "verified by the API Gateway JWT authorizer; claims: sub (user id), role (admin | client | "
     "pos_operator), tenant_id (tenant roles)."
 )
-ROUTERS = (wallets.router,)
+ROUTERS = (
+    tenants.router,
+    users.router,
+    wallets.router,
+    rules.router,
+    connections.router,
+    operations.router,
+    audit_logs.router,
+)
 __all__ = ["DOCS_PATH", "OPENAPI_PATH", "SERVICES_KEY", "build_resolver", "openapi_json"]
 
 

@@ -1,0 +1,5 @@
+"""Admin routes: users (being built)."""
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+
+router = Router()
