@@ -24,6 +24,7 @@ class Demo:
     tenants: list[DemoTenant]
     operator_id: UUID  # a pos_operator of Blue Bottle Cafe
     admin_id: UUID  # a platform admin
+    client_id: UUID  # a client (the merchant's own admin) of Blue Bottle Cafe
 
     def tenant(self, name: str) -> DemoTenant:
         return next(t for t in self.tenants if t.name == name)
@@ -58,6 +59,8 @@ def load(conn: seed.Conn, cipher: CredentialCipher) -> Demo:
     )
     seed.add_member(conn, cafe, operator, "pos_operator")
     admin = seed.create_user(conn, email="adam@pos-gateway.example", role="admin", full_name="Adam Admin")
+    client = seed.create_user(conn, email="cleo@bluebottle.example", role="client", full_name="Cleo Owner")
+    seed.add_member(conn, cafe, client, "client")
     return Demo(
         tenants=[
             DemoTenant(cafe, "Blue Bottle Cafe", "square", "MLBLUEBOTTLE01"),
@@ -66,4 +69,5 @@ def load(conn: seed.Conn, cipher: CredentialCipher) -> Demo:
         ],
         operator_id=operator,
         admin_id=admin,
+        client_id=client,
     )

@@ -18,6 +18,8 @@ from local.tokens import LocalIssuer, Unauthorized
 logger = logging.getLogger("local.gateway")
 
 Invoke = Callable[[str, dict[str, Any]], Any]
+# What an HTTP API's ANY route stands for.
+HTTP_API_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _TEXT_TYPES = ("application/json", "application/xml", "text/", "application/x-www-form-urlencoded")
 
 
@@ -38,7 +40,11 @@ class LocalGateway:
         port: int = 3000,
         authorizer: LocalIssuer | None = None,
     ) -> None:
-        self._routes = [_CompiledRoute(route) for route in routes]
+        # API Gateway prefers an exact route to a greedy {proxy+} one, and a method to ANY.
+        self._routes = sorted(
+            (_CompiledRoute(route) for route in routes),
+            key=lambda compiled: ("+}" in compiled.route.path, compiled.route.method == "ANY"),
+        )
         self._invoke = invoke
         self._authorizer = authorizer or LocalIssuer()
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
@@ -60,7 +66,8 @@ class LocalGateway:
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for compiled in self._routes:
             found = compiled.regex.match(path)
-            if compiled.route.method == method and found:
+            any_method = compiled.route.method == "ANY" and method in HTTP_API_METHODS
+            if (compiled.route.method == method or any_method) and found:
                 return compiled.route, found.groupdict()
         return None
 
@@ -74,6 +81,12 @@ class LocalGateway:
                 gateway._serve(self)
 
             do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, ...) gets API Gateway's answer, not a 501.
+                if name.startswith("do_"):
+                    return self.do_GET
+                raise AttributeError(name)
 
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug(format, *args)

@@ -190,6 +190,12 @@ class LocalStack:
         cafe = self.demo.tenant("Blue Bottle Cafe")
         return self.token(sub=str(self.demo.operator_id), role="pos_operator", tenant_id=str(cafe.id))
 
+    def client_token(self) -> str | None:
+        if self.demo is None:
+            return None
+        cafe = self.demo.tenant("Blue Bottle Cafe")
+        return self.token(sub=str(self.demo.client_id), role="client", tenant_id=str(cafe.id))
+
     def admin_token(self) -> str | None:
         return self.token(sub=str(self.demo.admin_id), role="admin") if self.demo else None
 
@@ -235,6 +241,7 @@ class LocalStack:
             "database_url": self.database_url,
             "admin_token": self.admin_token(),
             "operator_token": self.operator_token(),
+            "client_token": self.client_token(),
             "fake_square_url": self.fake_square.base_url,
             "fake_clover_url": self.fake_clover.base_url,
             "aws_endpoint_url": self._aws.endpoint_url if self._aws else None,

@@ -148,6 +148,8 @@ def load(path: Path = TEMPLATE) -> Template:
             event_props = event.get("Properties", {})
             if event["Type"] == "HttpApi":
                 authorizer = (event_props.get("Auth") or {}).get("Authorizer")
+                if authorizer == "NONE":
+                    authorizer = None
                 routes.append(Route(event_props["Method"].upper(), event_props["Path"], name, authorizer))
             elif event["Type"] == "SQS":
                 sources.append(_queue_source(name, event_props, document))

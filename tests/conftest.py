@@ -4,6 +4,7 @@ Each module's database is cloned from a template database that has every migrati
 (CREATE DATABASE ... TEMPLATE), which is much faster than migrating per module.
 """
 
+import base64
 import os
 import re
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import psycopg
 import pytest
 
 from local.database import (
+    LOCAL_ROLE_PASSWORD,
     Cluster,
     Database,
     create_database,
@@ -24,6 +26,9 @@ from local.database import (
 )
 from pos_gateway.ingest.repository import RawEventStore
 from pos_gateway.loyalty.crediting import CreditingService
+from tests.admin_support import CIPHER
+from tests.helpers import SIGNATURE_KEY
+from tests.log_scan import leaks, remember_secret
 
 TEMPLATE_DB = "pos_gateway_test_template"
 
@@ -99,3 +104,28 @@ def _ledger_matches_balances(request: pytest.FixtureRequest) -> Iterator[None]:
             """
         ).fetchall()
     assert mismatches == [], f"wallet balances differ from their ledgers: {mismatches}"
+
+
+# ---------------------------------------------------------------- no secret in any log line
+
+_LEAKS: list[str] = []
+remember_secret(
+    LOCAL_ROLE_PASSWORD, SIGNATURE_KEY, *(base64.b64encode(key).decode() for key in CIPHER.keys.values())
+)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for section, text in report.sections:
+        for leak in leaks(text):
+            _LEAKS.append(f"{report.nodeid} [{section}]: {leak}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _LEAKS:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.section("secrets in log output", sep="=", red=True)
+            for leak in sorted(set(_LEAKS)):
+                reporter.line(leak, red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -93,7 +93,11 @@ def test_policies_key_on_the_transaction_tenant_setting(catalog):
     for row in rows:
         if row["polname"] == "platform_read":
             # The admin's audited cross-tenant reads: read-only, for that role alone.
-            assert (row["polcmd"], row["roles"], row["qual"]) == ("r", ["pos_gateway_admin"], "app.platform_read()")
+            assert (row["polcmd"], row["roles"], row["qual"]) == (
+                "r",
+                ["pos_gateway_admin"],
+                "app.platform_read()",
+            )
             continue
         assert "current_tenant_id()" in row["qual"], row
         assert row["check_expr"] is None or "current_tenant_id()" in row["check_expr"], row

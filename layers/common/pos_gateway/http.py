@@ -2,6 +2,7 @@
 
 import base64
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -99,6 +100,45 @@ def body_size(event: Mapping[str, object]) -> int:
     if not isinstance(body, str):
         return 0
     return len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode("utf-8"))
+
+
+def declares_json(event: Mapping[str, object]) -> bool:
+    """True when the event has no body, or its Content-Type is JSON (any other body is refused
+    before a parser of another media type could choke on it)."""
+    if not event.get("body"):
+        return True
+    headers = event.get("headers")
+    content_type = ""
+    if isinstance(headers, Mapping):
+        content_type = next((str(v) for k, v in headers.items() if str(k).lower() == "content-type"), "")
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def utf8_body(event: Mapping[str, object]) -> bool:
+    """True when the body (if any) is UTF-8 text, as JSON must be."""
+    body = event.get("body")
+    if not isinstance(body, str) or not event.get("isBase64Encoded"):
+        return True
+    try:
+        base64.b64decode(body, validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def plain_json(value: Any) -> Any:
+    """JSON read back from the database, as numbers again: fractions load as Decimal (so rule
+    rates stay exact in code), which an API answer must show as the number that was stored."""
+    if isinstance(value, Decimal):
+        return float(value)  # integers load as int; only fractions and exponents are Decimal
+    if isinstance(value, dict):
+        return {key: plain_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain_json(item) for item in value]
+    return value
 
 
 def raw_body(body: str | None, is_base64_encoded: bool) -> bytes:

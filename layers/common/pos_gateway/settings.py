@@ -3,7 +3,7 @@
 import os
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class _EnvironmentModel(BaseModel):
@@ -62,3 +62,9 @@ class AdminSettings(DatabaseSettings):
     ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_body_bytes: int = Field(default=65_536, alias="ADMIN_MAX_BODY_BYTES", ge=1024, le=1_048_576)
+
+    @field_validator("database_read_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # The template passes "" when no replica is configured.
+        return None if value == "" else value

@@ -4,8 +4,9 @@ The claims say who the caller claims to be; the database says whether that still
 token outlives a suspension or a removed membership). Order of the checks, so that a refusal
 never tells a caller about another tenant:
 
-1. the role's permissions (claims only): 403 ``role_not_allowed``;
-2. a tenant role acting on another tenant: 404 ``not_found``, as if the resource did not exist;
+1. a tenant role acting on another tenant: 404 ``not_found``, as if the resource did not exist
+   (whatever the action: another tenant's resources never answer 403);
+2. the role's permissions (claims only): 403 ``role_not_allowed``;
 3. the caller's standing in the request's transaction: 403 ``user_suspended`` /
    ``user_not_active`` / ``not_a_member`` / ``tenant_not_active``, 404 for a deleted tenant.
 """

@@ -2,7 +2,16 @@
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from pos_gateway.http import ErrorBody
+
+
+class GatewayRefusal(BaseModel):
+    """What API Gateway's JWT authorizer answers before the function runs."""
+
+    message: str
+
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Malformed request: body is not JSON, or a cursor this API did not issue",
@@ -11,10 +20,11 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     404: "No such resource among those the caller may see",
     409: "Conflicts with the current state (stale version, duplicate, wrong status)",
     413: "Body larger than the API accepts",
+    415: "Body that is not application/json",
     422: "Invalid input: error.fields names each problem",
-    503: "Database unavailable: nothing was written, retry",
+    503: "Database or queue service unavailable: nothing was written, retry",
 }
-_ALWAYS = (400, 401, 403, 413, 422, 503)
+_ALWAYS = (400, 401, 403, 413, 415, 422, 503)
 
 
 def responses(ok_status: int, ok_description: str, ok_model: Any, *errors: int) -> dict[int, Any]:
@@ -25,6 +35,6 @@ def responses(ok_status: int, ok_description: str, ok_model: Any, *errors: int) 
     for status in sorted({*_ALWAYS, *errors}):
         documented[status] = {
             "description": ERROR_DESCRIPTIONS[status],
-            "content": {"application/json": {"model": ErrorBody}},
+            "content": {"application/json": {"model": GatewayRefusal if status == 401 else ErrorBody}},
         }
     return documented

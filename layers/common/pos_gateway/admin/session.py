@@ -88,9 +88,12 @@ class AdminDatabase:
         tenant_id: UUID | None,
         tenant_must_exist: bool = True,
     ) -> Iterator[Change]:
-        """``tenant_must_exist=False`` only for creating the tenant itself."""
-        require_permission(principal, permission)
+        """``tenant_must_exist=False`` only for creating the tenant itself (a new id: the role
+        decides, there is no other tenant's resource to hide)."""
+        if not tenant_must_exist:
+            require_permission(principal, permission)
         context = tenant_of_request(principal, tenant_id)
+        require_permission(principal, permission)
         with tenant_transaction(self._primary.get(), context) as connection:
             standing = caller_standing(connection, principal, context)
             actor = require_standing(principal, standing, context, tenant_must_exist=tenant_must_exist)
@@ -110,8 +113,8 @@ class AdminDatabase:
         target_id: str | UUID | None = None,
         filters: Mapping[str, Any] | None = None,
     ) -> Iterator[Connection]:
-        require_permission(principal, permission)
         context = tenant_of_request(principal, tenant_id)
+        require_permission(principal, permission)
         with tenant_transaction(self._primary.get(), context) as connection:
             actor = require_standing(principal, caller_standing(connection, principal, context), context)
             cross_tenant = actor.is_platform_admin and context is None
