@@ -55,6 +55,7 @@ def admin_event(
     raw_body: bytes | None = None,
     query: dict[str, Any] | None = None,
     base64_encoded: bool = False,
+    content_type: str = "application/json",
 ) -> dict[str, Any]:
     """A payload-2.0 event for an /admin route, with the authorizer's claims when given."""
     payload = raw_body if raw_body is not None else (None if body is None else json.dumps(body).encode())
@@ -88,7 +89,7 @@ def admin_event(
         "routeKey": "ANY /admin/{proxy+}",
         "rawPath": path,
         "rawQueryString": urlencode(query),
-        "headers": {"content-type": "application/json", "host": "api.example.test"},
+        "headers": {"content-type": content_type, "host": "api.example.test"},
         "queryStringParameters": query or None,
         "pathParameters": {"proxy": path.removeprefix("/admin/")},
         "requestContext": context,
@@ -126,11 +127,14 @@ def open_admin_api(database: Database, *, read_url: str | None = None) -> Iterat
     }
     with mock_aws(), pytest.MonkeyPatch.context() as env:
         secrets = boto3.client("secretsmanager", region_name=REGION)
-        db = secrets.create_secret(Name="db/admin", SecretString=json.dumps(database.secret(ADMIN_ROLE)))
-        key_ring = secrets.create_secret(Name="encryption-keys", SecretString=json.dumps(keys))
+        suffix = uuid.uuid4().hex[:8]  # several APIs may be open at once
+        db = secrets.create_secret(
+            Name=f"db/admin-{suffix}", SecretString=json.dumps(database.secret(ADMIN_ROLE))
+        )
+        key_ring = secrets.create_secret(Name=f"encryption-keys-{suffix}", SecretString=json.dumps(keys))
         sqs = boto3.client("sqs", region_name=REGION)
-        dlq = sqs.create_queue(QueueName="ingest-dlq")["QueueUrl"]
-        ingest = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+        dlq = sqs.create_queue(QueueName=f"ingest-dlq-{suffix}")["QueueUrl"]
+        ingest = sqs.create_queue(QueueName=f"ingest-{suffix}")["QueueUrl"]
         clear_parameter_caches()
         env.setenv("AWS_DEFAULT_REGION", REGION)
         env.setenv("POWERTOOLS_SERVICE_NAME", "admin_api")

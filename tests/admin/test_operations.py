@@ -739,7 +739,7 @@ def test_dlq_depth_and_redrive_to_the_ingest_queue(
     assert (first["tenant_id"], first["reason"], first["target_entity_id"]) == (
         None,
         "bug fixed",
-        "ingest-dlq",
+        api.dead_letter_queue_url.rsplit("/", 1)[-1],
     )
     assert first["after_state"] == {"moved": 2, "remaining": 1, "max_messages": 2, "interrupted": False}
     assert (second["after_state"]["moved"], second["after_state"]["max_messages"]) == (1, 100)
