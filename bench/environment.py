@@ -44,6 +44,8 @@ def probe_environment() -> dict[str, str]:
             # The Square poller's and token refresher's (pos_gateway.backfill.settings).
             "ENCRYPTION_KEYS_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-keys",
             "SQUARE_OAUTH_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bench-oauth",
+            # The admin API's.
+            "DEAD_LETTER_QUEUE_URL": "http://127.0.0.1:9/123456789012/bench-dlq",
         }
     )
     return env

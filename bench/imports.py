@@ -16,6 +16,7 @@ HANDLER_MODULES = (
     "functions.outbox_sweeper.app",
     "functions.square_poller.app",
     "functions.token_refresher.app",
+    "functions.admin_api.app",
 )
 IMPORT_PROBE = """
 import importlib, json, os, sys, time

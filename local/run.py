@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     print("Starting the local stack…", flush=True)
     with LocalStack(config) as stack:
         print(f"  API           {stack.api_url}")
+        print(f"  admin API     {stack.api_url}/admin/docs (tokens in the stack file)")
         print(f"  database      {stack.database_url}")
         print(f"  stack file    {config.state_dir / 'stack.json'}")
         print(f"  function logs {config.state_dir / 'logs'}")

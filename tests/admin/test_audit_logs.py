@@ -2,7 +2,6 @@
 be changed, not by the admin API's role nor by the owner."""
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,21 +10,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from local.database import Database
-from tests.admin_support import AdminApi, Answer, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import AdminApi, Answer, Cast, audit_rows
 from tests.helpers import one, unique
 
 EARLY = datetime(2026, 3, 1, 9, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
 
 
 def audit_row(

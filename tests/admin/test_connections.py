@@ -2,7 +2,6 @@
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from local import seed
 from local.database import Database
 from pos_gateway.db import tenant_transaction
 from pos_gateway.providers.clover.repository import find_connection
-from tests.admin_support import CIPHER, AdminApi, Answer, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import CIPHER, AdminApi, Answer, Cast, audit_rows, make_cast
 from tests.helpers import one, unique
 
 VIEW_KEYS = {
@@ -29,12 +28,6 @@ VIEW_KEYS = {
     "updated_at",
     "disconnected_at",
 }
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ dead-letter queue's depth and redrive."""
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import Provider
 from pos_gateway.recovery.repository import StuckEventClaims
 from pos_gateway.recovery.sweeper import CreditRequestQueue, OutboxSweeper, SweepPolicy
-from tests.admin_support import AdminApi, Answer, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import AdminApi, Answer, Cast, audit_rows
 from tests.helpers import (
     connected_merchant,
     count,
@@ -34,17 +33,6 @@ from tests.helpers import (
 )
 
 JANUARY = datetime(2026, 1, 1, 12, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
 
 
 # ---------------------------------------------------------------- arranging

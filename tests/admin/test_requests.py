@@ -1,25 +1,12 @@
 """What every admin request goes through: size, media type and encoding checks before parsing,
 the caller's standing, and reads sent to the replica when one is configured."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from local.database import Database
-from tests.admin_support import AdminApi, Cast, audit_rows, make_cast, open_admin_api
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
+from tests.admin_support import AdminApi, Cast, audit_rows
 
 
 def adjust_path(cast: Cast) -> str:

@@ -3,7 +3,7 @@
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,16 +20,10 @@ from pos_gateway.admin.session import AdminDatabase
 from pos_gateway.auth import principal_from_claims
 from pos_gateway.http import ApiError
 from pos_gateway.loyalty.rulebook import rule_in_force
-from tests.admin_support import ADMIN_ROLE, AdminApi, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import ADMIN_ROLE, AdminApi, Cast, audit_rows, make_cast
 from tests.helpers import count, rule_config
 
 MONTH = timedelta(days=30)
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
 
 
 @pytest.fixture

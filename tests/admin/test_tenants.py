@@ -3,28 +3,15 @@ audited field by field, soft deletes that answer 404 afterwards, and members add
 removed (a removed member is refused on their next request)."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from local import seed
-from local.database import Database
 from pos_gateway.admin.tenants import MAX_PROFILE_BYTES, MAX_PROFILE_DEPTH, MAX_PROFILE_KEYS
-from tests.admin_support import AdminApi, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import AdminApi, Cast, audit_rows
 from tests.helpers import count, unique_email
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
 
 
 def tenant_path(tenant: Any) -> str:

@@ -2,27 +2,14 @@
 status lifecycle with its audit rows. Only a platform admin reaches any of them."""
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
 from local import seed
-from local.database import Database
-from tests.admin_support import AdminApi, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import AdminApi, Cast, audit_rows
 from tests.helpers import unique_email
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
 
 
 def claims_of(user_id: uuid.UUID, role: str = "admin", tenant_id: uuid.UUID | None = None) -> dict[str, Any]:

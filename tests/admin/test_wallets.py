@@ -1,25 +1,12 @@
 """Wallet routes: reads under row-level security, freezes and adjustments with their audit rows."""
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from local.database import Database
-from tests.admin_support import AdminApi, Cast, audit_rows, make_cast, open_admin_api
+from tests.admin_support import AdminApi, Cast, audit_rows
 from tests.helpers import count
-
-
-@pytest.fixture(scope="module")
-def api(database: Database) -> Iterator[AdminApi]:
-    with open_admin_api(database) as opened:
-        yield opened
-
-
-@pytest.fixture
-def cast(owner: psycopg.Connection[Any]) -> Cast:
-    return make_cast(owner)
 
 
 def wallet_path(cast: Cast, wallet: Any = None, tenant: Any = None) -> str:

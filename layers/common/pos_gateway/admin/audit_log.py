@@ -9,7 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, JsonValue
 
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.operations import TimeWindow
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -69,7 +69,7 @@ def _entry(row: dict[str, Any]) -> AuditLogEntry:
 def list_audit_logs(
     connection: Connection, filters: AuditLogFilter, *, limit: int, cursor: str | None
 ) -> AuditLogPage:
-    rows = connection.execute(
-        _SQL.list_audit_logs.sql, {**filters.parameters(), "limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return AuditLogPage(items=[_entry(row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit))
+    rows, following = fetch_page(
+        connection, _SQL.list_audit_logs.sql, filters.parameters(), limit=limit, cursor=cursor
+    )
+    return AuditLogPage(items=[_entry(row) for row in rows], next_cursor=following)

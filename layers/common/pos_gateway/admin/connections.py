@@ -28,7 +28,7 @@ from pydantic import AwareDatetime, BaseModel, Field, SecretStr, StringConstrain
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import RequestBody
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.crypto import CredentialCipher
 from pos_gateway.db import queries
@@ -93,12 +93,8 @@ def get_connection(connection: Connection, connection_id: UUID) -> PosConnection
 
 
 def list_connections(connection: Connection, *, limit: int, cursor: str | None) -> ConnectionPage:
-    rows = connection.execute(
-        _SQL.list_connections.sql, {"limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return ConnectionPage(
-        items=[PosConnection(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit)
-    )
+    rows, following = fetch_page(connection, _SQL.list_connections.sql, {}, limit=limit, cursor=cursor)
+    return ConnectionPage(items=[PosConnection(**row) for row in rows], next_cursor=following)
 
 
 def _sealed(cipher: CredentialCipher, connection_id: UUID, request: Credentials) -> dict[str, str]:
@@ -117,12 +113,6 @@ def _sealed(cipher: CredentialCipher, connection_id: UUID, request: Credentials)
     }
 
 
-def _tenant(change: Change) -> UUID:
-    if change.tenant_id is None:
-        raise RuntimeError("POS connections are changed in a tenant's context")
-    return change.tenant_id
-
-
 def create_connection(change: Change, request: NewConnection, cipher: CredentialCipher) -> PosConnection:
     connection_id = uuid4()  # first: the envelopes are bound to it
     try:
@@ -130,7 +120,7 @@ def create_connection(change: Change, request: NewConnection, cipher: Credential
             _SQL.insert_connection.sql,
             {
                 "id": connection_id,
-                "tenant_id": _tenant(change),
+                "tenant_id": change.tenant,
                 "pos_type": request.pos_type,
                 "merchant_account_id": request.merchant_account_id,
                 "token_expires_at": request.token_expires_at,

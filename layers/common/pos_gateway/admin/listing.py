@@ -3,12 +3,14 @@
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from pydantic import TypeAdapter, ValidationError
 
+from pos_gateway.db.connection import Connection
 from pos_gateway.http import ApiError
 
 DEFAULT_LIMIT = 50
@@ -65,6 +67,25 @@ def cursor_parameters(cursor: str | None) -> dict[str, Any]:
         "after_at": None if position is None else position[0],
         "after_id": None if position is None else position[1],
     }
+
+
+def fetch_page(
+    connection: Connection,
+    sql: str,
+    parameters: Mapping[str, Any],
+    *,
+    limit: int,
+    cursor: str | None,
+    at: str = "created_at",
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a keyset list: at most ``limit`` rows after ``cursor``, and the next page's cursor.
+
+    ``sql`` reads ``%(limit)s`` (given ``limit + 1``: the extra row says whether a next page
+    exists) and ``%(after_at)s`` / ``%(after_id)s`` (see ``cursor_parameters``) besides
+    ``parameters``; ``at`` names the rows' sort timestamp (see ``next_cursor``).
+    """
+    rows = connection.execute(sql, {**parameters, "limit": limit + 1, **cursor_parameters(cursor)}).fetchall()
+    return rows[:limit], next_cursor(rows, limit, at=at)
 
 
 def contains_pattern(term: str) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import RequestBody
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.admin.users import MembershipRole, UserStatus
 from pos_gateway.db import queries
@@ -59,12 +59,10 @@ class MembershipConflict(ApiError):
 def list_members(
     connection: Connection, *, role: MembershipRole | None, limit: int, cursor: str | None
 ) -> MemberPage:
-    rows = connection.execute(
-        _SQL.list_members.sql, {"role": role, "limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return MemberPage(
-        items=[Member(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit, at="since")
+    rows, following = fetch_page(
+        connection, _SQL.list_members.sql, {"role": role}, limit=limit, cursor=cursor, at="since"
     )
+    return MemberPage(items=[Member(**row) for row in rows], next_cursor=following)
 
 
 def _state(row: dict[str, Any]) -> dict[str, Any]:

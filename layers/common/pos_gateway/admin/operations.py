@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, Field
 
 from pos_gateway.admin.inputs import Reason, RequestBody
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -159,14 +159,15 @@ class WebhookEventPage(BaseModel):
 def list_transactions(
     connection: Connection, filters: ActivityFilter, *, limit: int, cursor: str | None
 ) -> TransactionPage:
-    rows = connection.execute(
+    rows, following = fetch_page(
+        connection,
         _SQL.list_transactions.sql,
-        {**filters.parameters(), "limit": limit + 1, **cursor_parameters(cursor)},
-    ).fetchall()
-    return TransactionPage(
-        items=[Transaction(**row) for row in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, at="transaction_at"),
+        filters.parameters(),
+        limit=limit,
+        cursor=cursor,
+        at="transaction_at",
     )
+    return TransactionPage(items=[Transaction(**row) for row in rows], next_cursor=following)
 
 
 def list_reward_events(
@@ -177,13 +178,14 @@ def list_reward_events(
     limit: int,
     cursor: str | None,
 ) -> RewardEventPage:
-    rows = connection.execute(
+    rows, following = fetch_page(
+        connection,
         _SQL.list_reward_events.sql,
-        {**filters.parameters(), "kind": kind, "limit": limit + 1, **cursor_parameters(cursor)},
-    ).fetchall()
-    return RewardEventPage(
-        items=[RewardEvent(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit)
+        {**filters.parameters(), "kind": kind},
+        limit=limit,
+        cursor=cursor,
     )
+    return RewardEventPage(items=[RewardEvent(**row) for row in rows], next_cursor=following)
 
 
 def list_webhook_events(
@@ -196,20 +198,14 @@ def list_webhook_events(
     limit: int,
     cursor: str | None,
 ) -> WebhookEventPage:
-    rows = connection.execute(
+    rows, following = fetch_page(
+        connection,
         _SQL.list_webhook_events.sql,
-        {
-            "tenant_id": tenant_id,
-            "provider": provider,
-            "state": state,
-            **window.parameters(),
-            "limit": limit + 1,
-            **cursor_parameters(cursor),
-        },
-    ).fetchall()
-    return WebhookEventPage(
-        items=[WebhookEvent(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit)
+        {"tenant_id": tenant_id, "provider": provider, "state": state, **window.parameters()},
+        limit=limit,
+        cursor=cursor,
     )
+    return WebhookEventPage(items=[WebhookEvent(**row) for row in rows], next_cursor=following)
 
 
 # ---------------------------------------------------------------- replay

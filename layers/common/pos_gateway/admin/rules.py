@@ -44,7 +44,7 @@ from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import RequestBody
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -103,22 +103,12 @@ class RuleConflict(ApiError):
 
 
 def list_versions(connection: Connection, *, limit: int, cursor: str | None) -> RuleVersionPage:
-    rows = connection.execute(
-        _SQL.list_rule_versions.sql, {"limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return RuleVersionPage(
-        items=[RuleVersion(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit)
-    )
-
-
-def _tenant(change: Change) -> UUID:
-    if change.tenant_id is None:
-        raise RuntimeError("rule versions are changed in a tenant's context")
-    return change.tenant_id
+    rows, following = fetch_page(connection, _SQL.list_rule_versions.sql, {}, limit=limit, cursor=cursor)
+    return RuleVersionPage(items=[RuleVersion(**row) for row in rows], next_cursor=following)
 
 
 def create_version(change: Change, request: NewRuleVersion) -> RuleVersion:
-    tenant_id = _tenant(change)
+    tenant_id = change.tenant
     parameters = {
         "tenant_id": tenant_id,
         "rule_config": Jsonb(request.rule_config.to_document()),
@@ -173,7 +163,7 @@ def _superseded(target: dict[str, Any], by: dict[str, Any]) -> RuleConflict:
 
 
 def activate(change: Change, version: int) -> Activation:
-    tenant_id = _tenant(change)
+    tenant_id = change.tenant
     rows = [
         dict(row) for row in change.connection.execute(_SQL.lock_rule_versions.sql, {"tenant_id": tenant_id})
     ]

@@ -41,6 +41,13 @@ class Change:
     tenant_id: UUID | None
     audit_ids: list[UUID] = field(default_factory=list)
 
+    @property
+    def tenant(self) -> UUID:
+        """The tenant of a change that only exists within one (rules, connections, ...)."""
+        if self.tenant_id is None:
+            raise RuntimeError("this change runs in a tenant's context")
+        return self.tenant_id
+
     def audit(
         self,
         action: str,

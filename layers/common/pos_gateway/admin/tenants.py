@@ -25,7 +25,7 @@ from pydantic import (
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import Name, Reason, RequestBody
-from pos_gateway.admin.listing import contains_pattern, cursor_parameters, next_cursor
+from pos_gateway.admin.listing import contains_pattern, fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -170,17 +170,14 @@ def list_tenants(
     limit: int,
     cursor: str | None,
 ) -> TenantPage:
-    rows = connection.execute(
+    rows, following = fetch_page(
+        connection,
         _SQL.list_tenants.sql,
-        {
-            "pattern": contains_pattern(q) if q else None,
-            "status": status,
-            "include_deleted": include_deleted,
-            "limit": limit + 1,
-            **cursor_parameters(cursor),
-        },
-    ).fetchall()
-    return TenantPage(items=[_tenant(row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit))
+        {"pattern": contains_pattern(q) if q else None, "status": status, "include_deleted": include_deleted},
+        limit=limit,
+        cursor=cursor,
+    )
+    return TenantPage(items=[_tenant(row) for row in rows], next_cursor=following)
 
 
 def create_tenant(change: Change, tenant_id: UUID, request: NewTenant) -> Tenant:

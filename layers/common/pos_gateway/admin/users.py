@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import Reason, RequestBody
-from pos_gateway.admin.listing import contains_pattern, cursor_parameters, next_cursor
+from pos_gateway.admin.listing import contains_pattern, fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -104,17 +104,14 @@ def list_users(
     limit: int,
     cursor: str | None,
 ) -> UserPage:
-    rows = connection.execute(
+    rows, following = fetch_page(
+        connection,
         _SQL.list_users.sql,
-        {
-            "pattern": contains_pattern(q) if q else None,
-            "status": status,
-            "role": role,
-            "limit": limit + 1,
-            **cursor_parameters(cursor),
-        },
-    ).fetchall()
-    return UserPage(items=[User(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit))
+        {"pattern": contains_pattern(q) if q else None, "status": status, "role": role},
+        limit=limit,
+        cursor=cursor,
+    )
+    return UserPage(items=[User(**row) for row in rows], next_cursor=following)
 
 
 def change_status(change: Change, user_id: UUID, transition: Transition, reason: str | None) -> User:

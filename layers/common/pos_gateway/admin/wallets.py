@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import Reason, RequestBody, Version
-from pos_gateway.admin.listing import cursor_parameters, next_cursor
+from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
@@ -96,20 +96,18 @@ def get_wallet(connection: Connection, wallet_id: UUID) -> Wallet:
 def list_wallets(
     connection: Connection, *, user_id: UUID | None, limit: int, cursor: str | None
 ) -> WalletPage:
-    rows = connection.execute(
-        _SQL.list_wallets.sql, {"user_id": user_id, "limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return WalletPage(items=[Wallet(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit))
+    rows, following = fetch_page(
+        connection, _SQL.list_wallets.sql, {"user_id": user_id}, limit=limit, cursor=cursor
+    )
+    return WalletPage(items=[Wallet(**row) for row in rows], next_cursor=following)
 
 
 def ledger(connection: Connection, wallet_id: UUID, *, limit: int, cursor: str | None) -> LedgerPage:
     get_wallet(connection, wallet_id)
-    rows = connection.execute(
-        _SQL.ledger_page.sql, {"wallet_id": wallet_id, "limit": limit + 1, **cursor_parameters(cursor)}
-    ).fetchall()
-    return LedgerPage(
-        items=[LedgerEntry(**row) for row in rows[:limit]], next_cursor=next_cursor(rows, limit)
+    rows, following = fetch_page(
+        connection, _SQL.ledger_page.sql, {"wallet_id": wallet_id}, limit=limit, cursor=cursor
     )
+    return LedgerPage(items=[LedgerEntry(**row) for row in rows], next_cursor=following)
 
 
 def _locked(change: Change, wallet_id: UUID) -> dict[str, Any]:

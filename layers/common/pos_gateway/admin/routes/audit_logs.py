@@ -14,8 +14,7 @@ from pos_gateway.admin import audit_log
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
 from pos_gateway.admin.operations import TimeWindow
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, OptionalId, caller, services
-from pos_gateway.admin.routes.operations import FromTime, ToTime
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, FromTime, Limit, OptionalId, ToTime, reading
 
 router = Router()
 TAG = ["Audit"]
@@ -52,8 +51,8 @@ def list_audit_logs(
         target_id=target_id,
         window=TimeWindow(from_time, to_time),
     )
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.AUDIT_READ,
         tenant_id=tenant_id,
         resource="audit_log",

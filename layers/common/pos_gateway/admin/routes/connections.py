@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pos_gateway.admin import connections
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, caller, services
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, changing, reading, services
 
 router = Router()
 TAG = ["POS connections"]
@@ -27,8 +27,8 @@ BASE = "/admin/tenants/<tenant_id>/pos-connections"
 def list_connections(
     tenant_id: UUID, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> connections.ConnectionPage:
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.CONNECTIONS_READ,
         tenant_id=tenant_id,
         resource="pos_connection",
@@ -44,8 +44,8 @@ def list_connections(
     responses=responses(200, "The connection", connections.PosConnection, 404),
 )
 def get_connection(tenant_id: UUID, connection_id: UUID) -> connections.PosConnection:
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.CONNECTIONS_READ,
         tenant_id=tenant_id,
         resource="pos_connection",
@@ -62,9 +62,8 @@ def get_connection(tenant_id: UUID, connection_id: UUID) -> connections.PosConne
     responses=responses(201, "The new connection", connections.PosConnection, 404, 409),
 )
 def create_connection(tenant_id: UUID, request: connections.NewConnection) -> connections.PosConnection:
-    service = services(router)
-    with service.database.change(caller(router), Permission.CONNECTIONS_WRITE, tenant_id=tenant_id) as change:
-        return connections.create_connection(change, request, service.cipher())
+    with changing(router, Permission.CONNECTIONS_WRITE, tenant_id=tenant_id) as change:
+        return connections.create_connection(change, request, services(router).cipher())
 
 
 @router.put(
@@ -76,9 +75,8 @@ def create_connection(tenant_id: UUID, request: connections.NewConnection) -> co
 def rotate_credentials(
     tenant_id: UUID, connection_id: UUID, request: connections.Credentials
 ) -> connections.PosConnection:
-    service = services(router)
-    with service.database.change(caller(router), Permission.CONNECTIONS_WRITE, tenant_id=tenant_id) as change:
-        return connections.rotate_credentials(change, connection_id, request, service.cipher())
+    with changing(router, Permission.CONNECTIONS_WRITE, tenant_id=tenant_id) as change:
+        return connections.rotate_credentials(change, connection_id, request, services(router).cipher())
 
 
 @router.delete(
@@ -88,7 +86,5 @@ def rotate_credentials(
     responses=responses(200, "The disconnected connection", connections.PosConnection, 404, 409),
 )
 def disconnect(tenant_id: UUID, connection_id: UUID) -> connections.PosConnection:
-    with services(router).database.change(
-        caller(router), Permission.CONNECTIONS_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.CONNECTIONS_WRITE, tenant_id=tenant_id) as change:
         return connections.disconnect(change, connection_id)

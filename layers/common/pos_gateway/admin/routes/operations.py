@@ -9,22 +9,25 @@ from uuid import UUID
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import AwareDatetime
 
 from pos_gateway.admin import operations
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, OptionalId, caller, services
+from pos_gateway.admin.routes.common import (
+    DEFAULT_PAGE,
+    Cursor,
+    FromTime,
+    Limit,
+    OptionalId,
+    ToTime,
+    changing,
+    reading,
+    services,
+)
 
 router = Router()
 TAG = ["Operations"]
 
-FromTime = Annotated[
-    AwareDatetime | None, Query(alias="from", description="From this instant on (inclusive, with its offset)")
-]
-ToTime = Annotated[
-    AwareDatetime | None, Query(alias="to", description="Before this instant (exclusive); not before from")
-]
 ProviderFilter = Annotated[operations.ProviderName | None, Query()]
 
 
@@ -45,8 +48,8 @@ def list_transactions(
 ) -> operations.TransactionPage:
     window = operations.TimeWindow(from_time, to_time)
     filters = operations.ActivityFilter(tenant_id, user_id, provider, window)
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.OPERATIONS_READ,
         tenant_id=tenant_id,
         resource="transaction",
@@ -75,8 +78,8 @@ def list_reward_events(
 ) -> operations.RewardEventPage:
     window = operations.TimeWindow(from_time, to_time)
     filters = operations.ActivityFilter(tenant_id, user_id, provider, window)
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.OPERATIONS_READ,
         tenant_id=tenant_id,
         resource="reward_event",
@@ -103,8 +106,8 @@ def list_webhook_events(
     cursor: Cursor = None,
 ) -> operations.WebhookEventPage:
     window = operations.TimeWindow(from_time, to_time)
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.OPERATIONS_READ,
         tenant_id=tenant_id,
         resource="webhook_event",
@@ -138,12 +141,12 @@ def list_webhook_events(
     responses=responses(200, "One result per distinct event id", operations.ReplayAnswer),
 )
 def replay_webhook_events(request: operations.ReplayRequest) -> operations.ReplayAnswer:
-    found = services(router)
-    with found.database.change(caller(router), Permission.OPERATIONS_WRITE, tenant_id=None) as change:
+    with changing(router, Permission.OPERATIONS_WRITE, tenant_id=None) as change:
         replayed = operations.replay(change, request)
     # Sent only after the commit, so a message never names bookkeeping that rolled back. If a send
     # fails, its event is committed unprocessed and unparked: the outbox sweeper re-sends it after
     # its grace period (the answer says enqueued: false).
+    found = services(router)
     return operations.enqueue_replayed(found.sqs_client, found.ingest_queue_url, replayed)
 
 
@@ -155,7 +158,7 @@ def replay_webhook_events(request: operations.ReplayRequest) -> operations.Repla
 )
 def dead_letter_queue() -> operations.QueueDepths:
     found = services(router)
-    with found.database.read(caller(router), Permission.OPERATIONS_WRITE, tenant_id=None, resource="dlq"):
+    with reading(router, Permission.OPERATIONS_WRITE, tenant_id=None, resource="dlq"):
         return operations.queue_depths(
             found.sqs_client,
             dead_letter_queue_url=found.dead_letter_queue_url,
@@ -171,7 +174,7 @@ def dead_letter_queue() -> operations.QueueDepths:
 )
 def redrive_dead_letter_queue(request: operations.RedriveRequest | None = None) -> operations.RedriveResult:
     found = services(router)
-    with found.database.change(caller(router), Permission.OPERATIONS_WRITE, tenant_id=None) as change:
+    with changing(router, Permission.OPERATIONS_WRITE, tenant_id=None) as change:
         return operations.redrive_dead_letters(
             change,
             found.sqs_client,

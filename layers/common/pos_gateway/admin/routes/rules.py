@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from pos_gateway.admin import rules
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, caller, services
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, changing, reading
 
 router = Router()
 TAG = ["Reward rules"]
@@ -27,8 +27,8 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version
 def list_rule_versions(
     tenant_id: UUID, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> rules.RuleVersionPage:
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.RULES_READ,
         tenant_id=tenant_id,
         resource="reward_rule",
@@ -45,9 +45,7 @@ def list_rule_versions(
     responses=responses(201, "The new, inactive version", rules.RuleVersion, 404, 409),
 )
 def create_rule_version(tenant_id: UUID, request: rules.NewRuleVersion) -> rules.RuleVersion:
-    with services(router).database.change(
-        caller(router), Permission.RULES_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.RULES_WRITE, tenant_id=tenant_id) as change:
         return rules.create_version(change, request)
 
 
@@ -64,7 +62,5 @@ def create_rule_version(tenant_id: UUID, request: rules.NewRuleVersion) -> rules
     responses=responses(200, "The activated version", rules.Activation, 404, 409),
 )
 def activate_rule_version(tenant_id: UUID, version: VersionNumber) -> rules.Activation:
-    with services(router).database.change(
-        caller(router), Permission.RULES_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.RULES_WRITE, tenant_id=tenant_id) as change:
         return rules.activate(change, version)

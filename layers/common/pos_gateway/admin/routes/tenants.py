@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from pos_gateway.admin import members, tenants
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, caller, services
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, changing, reading
 from pos_gateway.admin.users import MembershipRole
 
 router = Router()
@@ -40,9 +40,7 @@ RoleFilter = Annotated[MembershipRole | None, Query(description="Only members wi
 )
 def create_tenant(request: tenants.NewTenant) -> tenants.Tenant:
     tenant_id = uuid4()
-    with services(router).database.change(
-        caller(router), Permission.TENANTS_WRITE, tenant_id=tenant_id, tenant_must_exist=False
-    ) as change:
+    with changing(router, Permission.TENANTS_WRITE, tenant_id=tenant_id, tenant_must_exist=False) as change:
         return tenants.create_tenant(change, tenant_id, request)
 
 
@@ -60,8 +58,8 @@ def list_tenants(
     cursor: Cursor = None,
 ) -> tenants.TenantPage:
     filters = {"q": q, "status": status, "include_deleted": include_deleted, "limit": limit, "cursor": cursor}
-    with services(router).database.read(
-        caller(router), Permission.TENANTS_READ, tenant_id=None, resource="tenant", filters=filters
+    with reading(
+        router, Permission.TENANTS_READ, tenant_id=None, resource="tenant", filters=filters
     ) as connection:
         return tenants.list_tenants(
             connection, q=q, status=status, include_deleted=include_deleted, limit=limit, cursor=cursor
@@ -75,8 +73,8 @@ def list_tenants(
     responses=responses(200, "The tenant", tenants.Tenant, 404),
 )
 def get_tenant(tenant_id: UUID) -> tenants.Tenant:
-    with services(router).database.read(
-        caller(router), Permission.TENANTS_READ, tenant_id=tenant_id, resource="tenant", target_id=tenant_id
+    with reading(
+        router, Permission.TENANTS_READ, tenant_id=tenant_id, resource="tenant", target_id=tenant_id
     ) as connection:
         return tenants.get_tenant(connection, tenant_id)
 
@@ -88,9 +86,7 @@ def get_tenant(tenant_id: UUID) -> tenants.Tenant:
     responses=responses(200, "The tenant after the change", tenants.Tenant, 404),
 )
 def update_tenant(tenant_id: UUID, request: tenants.TenantPatch) -> tenants.Tenant:
-    with services(router).database.change(
-        caller(router), Permission.TENANTS_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.TENANTS_WRITE, tenant_id=tenant_id) as change:
         return tenants.update_tenant(change, tenant_id, request)
 
 
@@ -101,9 +97,7 @@ def update_tenant(tenant_id: UUID, request: tenants.TenantPatch) -> tenants.Tena
     responses=responses(200, "The deleted tenant's final state", tenants.Tenant, 404),
 )
 def delete_tenant(tenant_id: UUID) -> tenants.Tenant:
-    with services(router).database.change(
-        caller(router), Permission.TENANTS_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.TENANTS_WRITE, tenant_id=tenant_id) as change:
         return tenants.delete_tenant(change, tenant_id)
 
 
@@ -116,8 +110,8 @@ def delete_tenant(tenant_id: UUID) -> tenants.Tenant:
 def list_members(
     tenant_id: UUID, role: RoleFilter = None, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> members.MemberPage:
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.MEMBERS_READ,
         tenant_id=tenant_id,
         resource="membership",
@@ -134,9 +128,7 @@ def list_members(
     responses=responses(201, "The member", members.Member, 404, 409),
 )
 def add_member(tenant_id: UUID, request: members.NewMember) -> members.Member:
-    with services(router).database.change(
-        caller(router), Permission.MEMBERS_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.MEMBERS_WRITE, tenant_id=tenant_id) as change:
         return members.add_member(change, tenant_id, request)
 
 
@@ -147,7 +139,5 @@ def add_member(tenant_id: UUID, request: members.NewMember) -> members.Member:
     responses=responses(200, "The removed membership", members.RemovedMember, 404),
 )
 def remove_member(tenant_id: UUID, user_id: UUID) -> members.RemovedMember:
-    with services(router).database.change(
-        caller(router), Permission.MEMBERS_WRITE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.MEMBERS_WRITE, tenant_id=tenant_id) as change:
         return members.remove_member(change, tenant_id, user_id)

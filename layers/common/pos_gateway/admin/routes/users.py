@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pos_gateway.admin import users
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, caller, services
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, changing, reading
 
 router = Router()
 TAG = ["Users"]
@@ -42,8 +42,8 @@ def list_users(
     cursor: Cursor = None,
 ) -> users.UserPage:
     filters = {"q": q, "status": status, "role": role, "limit": limit, "cursor": cursor}
-    with services(router).database.read(
-        caller(router), Permission.USERS_READ, tenant_id=None, resource="user", filters=filters
+    with reading(
+        router, Permission.USERS_READ, tenant_id=None, resource="user", filters=filters
     ) as connection:
         return users.list_users(connection, q=q, status=status, role=role, limit=limit, cursor=cursor)
 
@@ -55,8 +55,8 @@ def list_users(
     responses=responses(200, "The account", users.UserDetail, 404),
 )
 def get_user(user_id: UUID) -> users.UserDetail:
-    with services(router).database.read(
-        caller(router), Permission.USERS_READ, tenant_id=None, resource="user", target_id=user_id
+    with reading(
+        router, Permission.USERS_READ, tenant_id=None, resource="user", target_id=user_id
     ) as connection:
         return users.get_user(connection, user_id)
 
@@ -68,7 +68,7 @@ def get_user(user_id: UUID) -> users.UserDetail:
     responses=responses(200, "The active account", users.User, 404, 409),
 )
 def approve(user_id: UUID, request: OptionalNote = None) -> users.User:
-    with services(router).database.change(caller(router), Permission.USERS_WRITE, tenant_id=None) as change:
+    with changing(router, Permission.USERS_WRITE, tenant_id=None) as change:
         return users.change_status(change, user_id, users.APPROVE, request.reason if request else None)
 
 
@@ -79,7 +79,7 @@ def approve(user_id: UUID, request: OptionalNote = None) -> users.User:
     responses=responses(200, "The suspended account", users.User, 404, 409),
 )
 def suspend(user_id: UUID, request: users.Suspension) -> users.User:
-    with services(router).database.change(caller(router), Permission.USERS_WRITE, tenant_id=None) as change:
+    with changing(router, Permission.USERS_WRITE, tenant_id=None) as change:
         return users.change_status(change, user_id, users.SUSPEND, request.reason)
 
 
@@ -90,5 +90,5 @@ def suspend(user_id: UUID, request: users.Suspension) -> users.User:
     responses=responses(200, "The active account", users.User, 404, 409),
 )
 def reactivate(user_id: UUID, request: OptionalNote = None) -> users.User:
-    with services(router).database.change(caller(router), Permission.USERS_WRITE, tenant_id=None) as change:
+    with changing(router, Permission.USERS_WRITE, tenant_id=None) as change:
         return users.change_status(change, user_id, users.REACTIVATE, request.reason if request else None)

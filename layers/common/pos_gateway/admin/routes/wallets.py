@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from pos_gateway.admin import wallets
 from pos_gateway.admin.access import Permission
 from pos_gateway.admin.docs import responses
-from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, OptionalId, caller, services
+from pos_gateway.admin.routes.common import DEFAULT_PAGE, Cursor, Limit, OptionalId, changing, reading
 
 router = Router()
 TAG = ["Wallets"]
@@ -24,8 +24,8 @@ def list_wallets(
     tenant_id: UUID, user_id: OptionalId = None, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> wallets.WalletPage:
     filters = {"user_id": user_id, "limit": limit, "cursor": cursor}
-    with services(router).database.read(
-        caller(router), Permission.WALLETS_READ, tenant_id=tenant_id, resource="wallet", filters=filters
+    with reading(
+        router, Permission.WALLETS_READ, tenant_id=tenant_id, resource="wallet", filters=filters
     ) as connection:
         return wallets.list_wallets(connection, user_id=user_id, limit=limit, cursor=cursor)
 
@@ -37,8 +37,8 @@ def list_wallets(
     responses=responses(200, "The wallet", wallets.Wallet, 404),
 )
 def get_wallet(tenant_id: UUID, wallet_id: UUID) -> wallets.Wallet:
-    with services(router).database.read(
-        caller(router), Permission.WALLETS_READ, tenant_id=tenant_id, resource="wallet", target_id=wallet_id
+    with reading(
+        router, Permission.WALLETS_READ, tenant_id=tenant_id, resource="wallet", target_id=wallet_id
     ) as connection:
         return wallets.get_wallet(connection, wallet_id)
 
@@ -52,8 +52,8 @@ def get_wallet(tenant_id: UUID, wallet_id: UUID) -> wallets.Wallet:
 def get_ledger(
     tenant_id: UUID, wallet_id: UUID, limit: Limit = DEFAULT_PAGE, cursor: Cursor = None
 ) -> wallets.LedgerPage:
-    with services(router).database.read(
-        caller(router),
+    with reading(
+        router,
         Permission.WALLETS_READ,
         tenant_id=tenant_id,
         resource="wallet_ledger",
@@ -70,9 +70,7 @@ def get_ledger(
     responses=responses(200, "The frozen wallet", wallets.Wallet, 404, 409),
 )
 def freeze(tenant_id: UUID, wallet_id: UUID, request: wallets.StatusChange) -> wallets.Wallet:
-    with services(router).database.change(
-        caller(router), Permission.WALLETS_FREEZE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.WALLETS_FREEZE, tenant_id=tenant_id) as change:
         return wallets.set_status(change, wallet_id, "frozen", request)
 
 
@@ -83,9 +81,7 @@ def freeze(tenant_id: UUID, wallet_id: UUID, request: wallets.StatusChange) -> w
     responses=responses(200, "The active wallet", wallets.Wallet, 404, 409),
 )
 def unfreeze(tenant_id: UUID, wallet_id: UUID, request: wallets.StatusChange) -> wallets.Wallet:
-    with services(router).database.change(
-        caller(router), Permission.WALLETS_FREEZE, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.WALLETS_FREEZE, tenant_id=tenant_id) as change:
         return wallets.set_status(change, wallet_id, "active", request)
 
 
@@ -97,7 +93,5 @@ def unfreeze(tenant_id: UUID, wallet_id: UUID, request: wallets.StatusChange) ->
     responses=responses(201, "The ledger entry and the wallet after it", wallets.AdjustmentResult, 404, 409),
 )
 def adjust(tenant_id: UUID, wallet_id: UUID, request: wallets.Adjustment) -> wallets.AdjustmentResult:
-    with services(router).database.change(
-        caller(router), Permission.WALLETS_ADJUST, tenant_id=tenant_id
-    ) as change:
+    with changing(router, Permission.WALLETS_ADJUST, tenant_id=tenant_id) as change:
         return wallets.adjust(change, wallet_id, request)
