@@ -2,7 +2,7 @@
 
 import pytest
 
-APP_SCHEMAS = ("identity", "pos", "loyalty", "audit")
+APP_SCHEMAS = ("identity", "pos", "loyalty", "audit", "rpapos", "catalog")
 APP_ROLES = (
     "pos_gateway_ingest",
     "pos_gateway_crediting",
@@ -12,6 +12,7 @@ APP_ROLES = (
     "pos_gateway_token_refresher",
     "pos_gateway_wallet_api",
     "pos_gateway_linker",
+    "pos_gateway_rpapos",
 )
 SEED_001_TABLES = {
     ("identity", "users"),
@@ -26,6 +27,12 @@ SEED_001_TABLES = {
     ("loyalty", "reward_rules"),
     ("loyalty", "reward_events"),
     ("audit", "admin_audit_logs"),
+}
+SEED_000_TABLES = {
+    ("rpapos", "rpapos_connection"),
+    ("rpapos", "rpapos_id_map"),
+    ("rpapos", "rpapos_sync_run"),
+    ("rpapos", "rpapos_extraction_archive"),
 }
 # pg_trigger.tgtype bits
 ROW, BEFORE, DELETE, UPDATE, TRUNCATE = 1, 2, 8, 16, 32
@@ -56,6 +63,10 @@ def test_every_seed_001_table_exists(catalog):
     assert tables(catalog) >= SEED_001_TABLES
 
 
+def test_every_seed_000_table_exists(catalog):
+    assert tables(catalog) >= SEED_000_TABLES
+
+
 def test_every_tenant_scoped_table_has_row_level_security_and_a_policy(catalog):
     rows = catalog.execute(
         """
@@ -78,6 +89,10 @@ def test_every_tenant_scoped_table_has_row_level_security_and_a_policy(catalog):
         ("loyalty", "wallets"),
         ("loyalty", "wallet_ledger"),
         ("audit", "admin_audit_logs"),
+        ("rpapos", "rpapos_connection"),
+        ("rpapos", "rpapos_sync_run"),
+        ("catalog", "product"),
+        ("catalog", "stock_movement"),
     }
     unprotected = [f"{r['schema']}.{r['name']}" for r in rows if not r["rls"] or r["policies"] == 0]
     assert unprotected == []
@@ -173,6 +188,7 @@ def test_every_foreign_key_is_covered_by_an_index(catalog):
         ("loyalty.reward_events", {UPDATE, DELETE, TRUNCATE}),
         ("audit.admin_audit_logs", {UPDATE, DELETE, TRUNCATE}),
         ("pos.pos_webhook_events_raw", {UPDATE, DELETE, TRUNCATE}),
+        ("rpapos.rpapos_extraction_archive", {UPDATE, DELETE, TRUNCATE}),
     ],
 )
 def test_append_only_tables_have_guard_triggers(catalog, table, guarded):
