@@ -21,7 +21,17 @@ from local.template import FunctionSpec
 
 
 class InvocationError(Exception):
-    """The handler raised, timed out, or its environment could not start."""
+    """The handler raised, timed out, or its environment could not start.
+
+    ``error_type`` and ``error_message`` are what Lambda reports for a failed invocation
+    (``errorType`` is the exception's class name; ``Sandbox.Timedout`` for a timeout), so callers
+    that emulate an integration (Step Functions' Retry and Catch) can match on them.
+    """
+
+    def __init__(self, message: str, *, error_type: str = "Runtime.Unknown", error_message: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.error_message = error_message or message
 
 
 class LambdaContext:
@@ -57,13 +67,17 @@ def _start_environment(code_uri: str, handler: str, environment: dict[str, str],
 
 def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bool, Any]:
     if _handler is None:
-        return False, "handler not initialized"
+        return False, _error("Runtime.HandlerNotFound", "handler not initialized", "handler not initialized")
     try:
         return True, _handler(event, LambdaContext(function_name, 512, timeout))
-    except Exception:
-        # Exceptions do not always pickle; the traceback text always does.
+    except Exception as exc:
+        # Exceptions do not always pickle; their name, message and traceback text always do.
         traceback.print_exc()
-        return False, traceback.format_exc(limit=5)
+        return False, _error(type(exc).__name__, str(exc), traceback.format_exc(limit=5))
+
+
+def _error(error_type: str, message: str, trace: str) -> dict[str, str]:
+    return {"errorType": error_type, "errorMessage": message, "trace": trace}
 
 
 def _is_warm() -> bool:
@@ -87,9 +101,17 @@ class FunctionPool:
         try:
             succeeded, result = pending.get(timeout=self.spec.timeout + 5)
         except multiprocessing.TimeoutError as exc:
-            raise InvocationError(f"{self.spec.name} timed out after {self.spec.timeout}s") from exc
+            raise InvocationError(
+                f"{self.spec.name} timed out after {self.spec.timeout}s",
+                error_type="Sandbox.Timedout",
+                error_message=f"Task timed out after {self.spec.timeout}.00 seconds",
+            ) from exc
         if not succeeded:
-            raise InvocationError(f"{self.spec.name} failed:\n{result}")
+            raise InvocationError(
+                f"{self.spec.name} failed:\n{result['trace']}",
+                error_type=result["errorType"],
+                error_message=result["errorMessage"],
+            )
         return result
 
     def wait_until_warm(self, timeout: float) -> None:

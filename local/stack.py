@@ -17,10 +17,12 @@ from local.aws import ACCOUNT_ID, REGION, LocalAws
 from local.database import Cluster, Database, create_database, embedded_cluster, external_cluster, migrate
 from local.event_source import SqsEventSource
 from local.fake_clover import FakeClover
+from local.fake_rpapos import TENANT_PREFIX, FakeRpapos
 from local.fake_square import FakeSquare, encryption_secret_value, oauth_secret_value, register_connections
 from local.gateway import LocalGateway
 from local.lambda_runtime import FunctionPool
 from local.scheduler import LocalScheduler
+from local.stepfunctions import LocalStepFunctions, wait_for_execution
 from local.tokens import LocalIssuer
 
 logger = logging.getLogger("local.stack")
@@ -31,6 +33,7 @@ CLOVER_SECRET = "CloverWebhookSecret"
 ENCRYPTION_SECRET = "EncryptionKeysSecret"
 SQUARE_OAUTH_SECRET = "SquareOAuthSecret"
 INGEST_QUEUE = "IngestQueue"
+RPAPOS_SYNC_STATE_MACHINE = "RpaposSyncStateMachine"
 
 
 @dataclass
@@ -67,11 +70,15 @@ class LocalStack:
         self.demo: demo.Demo | None = None
         self.fake_square = FakeSquare(config.host)
         self.fake_clover = FakeClover(config.host)
+        # No tenant: tests and demos add theirs (fake_rpapos.add_tenant) with a connection row.
+        self.fake_rpapos = FakeRpapos(config.host)
+        self.state_machines: dict[str, str] = {}  # logical id -> ARN
         self.queues: dict[str, tuple[str, str]] = {}
         self.sources: list[SqsEventSource] = []
         self.scheduler: LocalScheduler | None = None
         self._pools: dict[str, FunctionPool] = {}
         self._aws: LocalAws | None = None
+        self._stepfunctions: LocalStepFunctions | None = None
         self._gateway: LocalGateway | None = None
         self._cluster: Cluster | None = None
 
@@ -88,6 +95,7 @@ class LocalStack:
         migrate(cluster, config.dbname)
         self.fake_square.start()
         self.fake_clover.start()
+        self.fake_rpapos.start()
         if config.load_demo_data:
             with self.owner_connection() as conn:
                 self.demo = demo.load(conn, self.cipher)
@@ -98,6 +106,9 @@ class LocalStack:
             self.fake_clover.put_payment(demo.CLOVER_MERCHANT, demo.CLOVER_PAYMENT)
 
         self._aws = LocalAws.start(config.host)
+        # Before any Lambda function is created: the Docker-free backend holds them.
+        self._stepfunctions = LocalStepFunctions(self._aws, config.stack_name, self._invoke)
+        self._stepfunctions.enable()
         self._gateway = LocalGateway(
             self.template.routes, self._invoke, config.host, config.port, authorizer=self.issuer
         )
@@ -142,10 +153,13 @@ class LocalStack:
             event_source.stop()
         if self._gateway:
             self._gateway.stop()
+        if self._stepfunctions:
+            self._stepfunctions.stop()  # running executions end before the pools they call
         for pool in self._pools.values():
             pool.close()
         if self._aws:
             self._aws.stop()
+        self.fake_rpapos.stop()
         self.fake_clover.stop()
         self.fake_square.stop()
 
@@ -218,6 +232,17 @@ class LocalStack:
             attributes["ApproximateNumberOfMessagesNotVisible"]
         )
 
+    def stepfunctions_client(self) -> Any:
+        return self.aws.client("stepfunctions")
+
+    @property
+    def rpapos_sync_state_machine_arn(self) -> str:
+        return self.state_machines[RPAPOS_SYNC_STATE_MACHINE]
+
+    def wait_for_execution(self, execution_arn: str, timeout: float = 60) -> dict[str, Any]:
+        """The execution's description once it has ended (or when the timeout is up)."""
+        return wait_for_execution(self.stepfunctions_client(), execution_arn, timeout)
+
     def run_schedule(self, function: str, name: str | None = None) -> Any:
         """Invoke a scheduled function now with an EventBridge scheduled event; returns its result."""
         return _started(self.scheduler).run(function, name)
@@ -244,11 +269,15 @@ class LocalStack:
             "client_token": self.client_token(),
             "fake_square_url": self.fake_square.base_url,
             "fake_clover_url": self.fake_clover.base_url,
+            "fake_rpapos_url": self.fake_rpapos.base_url,
+            "fake_rpapos_soap_url": self.fake_rpapos.soap_url,
             "aws_endpoint_url": self._aws.endpoint_url if self._aws else None,
             "aws_region": REGION,
             "queues": {name: url for name, (url, _) in self.queues.items()},
             "ingest_queue_url": self._queue_url(INGEST_QUEUE),
             "dead_letter_queue_url": self._queue_url(self.template.queues[INGEST_QUEUE].dead_letter_queue),
+            "state_machines": dict(self.state_machines),
+            "rpapos_sync_state_machine_arn": self.state_machines.get(RPAPOS_SYNC_STATE_MACHINE),
             "logs_dir": str(self.config.state_dir / "logs"),
             "tenants": [self._describe_tenant(tenant) for tenant in self.tenants],
         }
@@ -295,7 +324,8 @@ class LocalStack:
         return int(row["n"]) if row else 0
 
     def _provision_aws(self) -> dict[str, str]:
-        """Create the template's queues and secrets; returns what Refs resolve to locally."""
+        """Create the template's queues, secrets, functions (moto Lambda) and state machines; returns
+        what Refs and GetAtts resolve to locally."""
         references = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT_ID,
@@ -311,6 +341,8 @@ class LocalStack:
         references["CloverApiBaseUrl"] = self.fake_clover.base_url
         references["JwtIssuer"] = self.issuer.issuer
         references["JwtAudience"] = self.issuer.audience
+        references["RpaposBaseUrlTemplate"] = self.fake_rpapos.base_url + TENANT_PREFIX + "{subdomain}"
+        references["RpaposSoapUrl"] = self.fake_rpapos.soap_url
         self.queues = self.aws.create_queues(
             self.template.queues, self.config.stack_name, self.config.visibility_timeout
         )
@@ -319,6 +351,10 @@ class LocalStack:
             references[f"{name}.Arn"] = arn
         for spec in self.template.secrets.values():
             references[spec.logical_id] = self.aws.create_secret(spec, self._secret_value(spec), references)
+        stepfunctions = _started(self._stepfunctions)
+        references.update(stepfunctions.create_functions(self.template.functions))
+        references.update(stepfunctions.create_state_machines(self.template.state_machines, references))
+        self.state_machines = dict(stepfunctions.state_machines)
         return references
 
     def _secret_value(self, spec: cfn.SecretSpec) -> dict[str, Any]:

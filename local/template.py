@@ -111,6 +111,16 @@ class SecretSpec:
 
 
 @dataclass(frozen=True)
+class StateMachineSpec:
+    """An ``AWS::Serverless::StateMachine`` with its ASL file and ``${...}`` substitutions."""
+
+    logical_id: str
+    name: Any  # the Name property (possibly an intrinsic), or None
+    definition_path: Path
+    substitutions: dict[str, Any] = field(default_factory=dict)  # values may be intrinsics
+
+
+@dataclass(frozen=True)
 class Template:
     functions: dict[str, FunctionSpec]
     routes: list[Route]
@@ -119,6 +129,7 @@ class Template:
     secrets: dict[str, SecretSpec]
     parameters: dict[str, Any]
     schedules: list[ScheduleSource] = field(default_factory=list)
+    state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
 
 
 def load(path: Path = TEMPLATE) -> Template:
@@ -165,7 +176,14 @@ def load(path: Path = TEMPLATE) -> Template:
         for name, resource in resources.items()
         if resource["Type"] == "AWS::SecretsManager::Secret"
     }
-    return Template(functions, routes, sources, queues, secrets, document.get("Parameters", {}), schedules)
+    state_machines = {
+        name: _state_machine_spec(name, resource["Properties"], path.parent)
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+    return Template(
+        functions, routes, sources, queues, secrets, document.get("Parameters", {}), schedules, state_machines
+    )
 
 
 def _queue_source(function: str, props: dict[str, Any], document: dict[str, Any]) -> QueueSource:
@@ -201,6 +219,17 @@ def _secret_spec(name: str, props: dict[str, Any]) -> SecretSpec:
     text = template.get("Fn::Sub", "") if isinstance(template, dict) else str(template)
     username = re.search(r'"username":\s*"([a-z_]+)"', text)
     return SecretSpec(name, props.get("Name"), username.group(1) if username else None)
+
+
+def _state_machine_spec(name: str, props: dict[str, Any], root: Path) -> StateMachineSpec:
+    if "DefinitionUri" not in props or not isinstance(props["DefinitionUri"], str):
+        raise ValueError(f"{name}: the local stack runs state machines from a local DefinitionUri file")
+    return StateMachineSpec(
+        logical_id=name,
+        name=props.get("Name"),
+        definition_path=root / props["DefinitionUri"],
+        substitutions=dict(props.get("DefinitionSubstitutions") or {}),
+    )
 
 
 def _logical_id(value: Any) -> str:

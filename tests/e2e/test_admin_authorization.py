@@ -6,6 +6,7 @@ meets the same state. A route added to the API without a row here fails
 ``test_every_documented_route_is_in_the_matrix``.
 """
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,9 @@ import requests
 from aws_lambda_powertools import Logger, Metrics
 
 from local import seed
+from local.aws import ACCOUNT_ID, REGION
 from local.database import Cluster
+from local.fake_rpapos import FakeRpapos
 from local.stack import LocalStack
 from local.tokens import LocalIssuer
 from pos_gateway.admin.routes import build_resolver, openapi_json
@@ -48,6 +51,8 @@ class Row:
     body: Callable[[Cast, dict[str, Any]], Any] | None = None
     setup: Setup = _nothing
     extra_params: dict[str, str] = field(default_factory=dict)
+    # False for a POST that only reads (it writes no audit row but an admin's platform.read).
+    writes: bool = True
 
     def expected(self, caller: str) -> int:
         fixed = {"no_token": 401, "bad_token": 401, "suspended_client_a": 403}
@@ -99,8 +104,72 @@ def _credentials(cast: Cast, extra: dict[str, Any]) -> dict[str, Any]:
     return {"access_token": unique("EAAA-matrix-"), "refresh_token": unique("EQAA-matrix-")}
 
 
+# RPApos: the module's fake SOAP service (started with the stack) knows every connection made here,
+# sealed with the stack's key (the function opens them to call RPApos).
+STATE_MACHINE_NAME = "rpapos-sync-matrix"
+STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT_ID}:stateMachine:{STATE_MACHINE_NAME}"
+RPAPOS_TABLE = "rpapos.rpapos_connection"
+_FAKE_RPAPOS: list[FakeRpapos] = []
+_STACK: list[LocalStack] = []
+
+
+def _rpapos_connection(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    connection_id, subdomain, password = uuid.uuid4(), f"matrix-{uuid.uuid4().hex[:12]}", unique("pw-")
+    sealed = _STACK[0].cipher.encrypt(
+        password, table=RPAPOS_TABLE, column="password_encrypted", row_id=str(connection_id)
+    )
+    owner.execute(
+        "INSERT INTO rpapos.rpapos_connection (id, tenant_id, subdomain, usuario, password_encrypted)"
+        " VALUES (%s, %s, %s, 'admin', %s)",
+        (connection_id, cast.tenant_a, subdomain, sealed),
+    )
+    _FAKE_RPAPOS[0].add_tenant(subdomain, "admin", password)
+    return {"connection_id": connection_id}
+
+
+def _rpapos_run(status: str) -> Setup:
+    """A connection with a run: running, or parked (paused, with a callback token)."""
+
+    def setup(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+        extra = _rpapos_connection(owner, cast)
+        parked = status == "paused"
+        row = owner.execute(
+            "INSERT INTO rpapos.rpapos_sync_run (tenant_id, connection_id, mode, status, paused,"
+            " entity_types, task_token)"
+            " VALUES (%s, %s, 'catalog', %s, %s, ARRAY['plu']::rpapos.rpapos_entity_type[], %s)"
+            " RETURNING id",
+            (cast.tenant_a, extra["connection_id"], status, parked, unique("token-") if parked else None),
+        ).fetchone()
+        assert row is not None
+        return {**extra, "run_id": row["id"]}
+
+    return setup
+
+
+def _image_import_job(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    extra = _rpapos_run("running")(owner, cast)
+    owner.execute(
+        "INSERT INTO catalog.import_job (tenant_id, import_type, options) VALUES (%s, 'product-image', %s)",
+        (cast.tenant_a, json.dumps({"syncRunId": str(extra["run_id"])})),
+    )
+    return extra
+
+
+def _new_rpapos_connection(cast: Cast, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "subdomain": f"matrix-{uuid.uuid4().hex[:12]}",
+        "usuario": "admin",
+        "password": unique("pw-"),
+        "timezone": "America/Guatemala",
+        "currency_code": "GTQ",
+    }
+
+
 T = "/admin/tenants/{tenant_id}"
 W = T + "/wallets/{wallet_id}"
+R = T + "/rpapos"
+RC = R + "/connections/{connection_id}"
+RR = R + "/sync-runs/{run_id}"
 MATRIX = [
     # tenants and membership
     Row("GET", "/admin/tenants", 200, 200, 403, 200),
@@ -186,6 +255,39 @@ MATRIX = [
         body=_credentials,
     ),
     Row("DELETE", T + "/pos-connections/{connection_id}", 200, 403, 403, 404, setup=_connection),
+    # RPApos connections (admins change them) and sync runs (clients steer them too)
+    Row("GET", R + "/connections", 200, 200, 403, 404),
+    Row("POST", R + "/connections", 201, 403, 403, 404, body=_new_rpapos_connection),
+    Row("GET", RC, 200, 200, 403, 404, setup=_rpapos_connection),
+    Row("PATCH", RC, 200, 403, 403, 404, setup=_rpapos_connection, body=lambda c, x: {"usuario": "renamed"}),
+    Row("DELETE", RC, 200, 403, 403, 404, setup=_rpapos_connection),
+    Row("POST", RC + "/device", 200, 403, 403, 404, setup=_rpapos_connection),
+    Row("POST", RC + "/device/validate", 200, 403, 403, 404, setup=_rpapos_connection, writes=False),
+    Row("GET", RC + "/sync-runs", 200, 200, 403, 404, setup=_rpapos_connection),
+    Row(
+        "POST",
+        RC + "/sync-runs",
+        202,
+        202,
+        403,
+        404,
+        setup=_rpapos_connection,
+        body=lambda c, x: {"mode": "catalog"},
+    ),
+    Row("GET", RR, 200, 200, 403, 404, setup=_rpapos_run("running")),
+    Row("POST", RR + "/pause", 200, 200, 403, 404, setup=_rpapos_run("running")),
+    Row("POST", RR + "/resume", 200, 200, 403, 404, setup=_rpapos_run("paused")),
+    Row("POST", RR + "/cancel", 200, 200, 403, 404, setup=_rpapos_run("running")),
+    # No tenant named: an admin reads across tenants, a client its own (client_b's has no such job).
+    Row(
+        "GET",
+        "/admin/rpapos/sync-runs/{run_id}/product-image-import-job",
+        200,
+        200,
+        403,
+        404,
+        setup=_image_import_job,
+    ),
     # operations (a client reads its own tenant's)
     Row("GET", "/admin/transactions", 200, 200, 403, 200),
     Row("GET", "/admin/reward-events", 200, 200, 403, 200),
@@ -218,8 +320,28 @@ def test_every_documented_route_is_in_the_matrix() -> None:
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    with LocalStack(e2e_stack_config(cluster, tmp_path_factory.mktemp("stack"), "admin_authz")) as running:
-        yield running
+    # RPApos: the fake SOAP service, and a state machine in the stack's moto for sync runs.
+    with FakeRpapos() as fake:
+        config = e2e_stack_config(cluster, tmp_path_factory.mktemp("stack"), "admin_authz")
+        config = dataclasses.replace(
+            config,
+            extra_environment={
+                **config.extra_environment,
+                "STATE_MACHINE_ARN": STATE_MACHINE_ARN,
+                "RPAPOS_SOAP_ENDPOINT": fake.soap_url,
+            },
+        )
+        _FAKE_RPAPOS[:] = [fake]
+        with LocalStack(config) as running:
+            running.aws.client("stepfunctions").create_state_machine(
+                name=STATE_MACHINE_NAME,
+                definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+                roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/rpapos-sync",
+            )
+            _STACK[:] = [running]
+            yield running
+        _STACK.clear()
+        _FAKE_RPAPOS.clear()
 
 
 def _authorization(stack: LocalStack, cast: Cast, caller: str) -> dict[str, str]:
@@ -246,7 +368,11 @@ SELECT (SELECT count(*) FROM audit.admin_audit_logs WHERE action <> 'platform.re
        (SELECT max(updated_at) FROM loyalty.wallets) AS wallets_at,
        (SELECT max(updated_at) FROM loyalty.reward_rules) AS rules_at,
        (SELECT max(updated_at) FROM pos.pos_connections) AS connections_at,
-       (SELECT max(updated_at) FROM pos.pos_webhook_events_raw) AS raw_events_at
+       (SELECT max(updated_at) FROM pos.pos_webhook_events_raw) AS raw_events_at,
+       (SELECT count(*) FROM rpapos.rpapos_connection) AS rpapos_connections,
+       (SELECT max(updated_at) FROM rpapos.rpapos_connection) AS rpapos_connections_at,
+       (SELECT count(*) FROM rpapos.rpapos_sync_run) AS sync_runs,
+       (SELECT max(updated_at) FROM rpapos.rpapos_sync_run) AS sync_runs_at
 """
 
 
@@ -267,7 +393,11 @@ def test_route_answers_each_caller_as_its_role_allows(stack: LocalStack, row: Ro
         params = {
             "tenant_id": cast.tenant_a,
             "wallet_id": cast.wallet_a,
-            **{key: value for key, value in extra.items() if key in ("user_id", "version", "connection_id")},
+            **{
+                key: value
+                for key, value in extra.items()
+                if key in ("user_id", "version", "connection_id", "run_id")
+            },
         }
         url = stack.api_url + row.template.format(**params)
         body = None if row.body is None else row.body(cast, extra)
@@ -277,7 +407,7 @@ def test_route_answers_each_caller_as_its_role_allows(stack: LocalStack, row: Ro
         answers[caller] = answer.status_code
         with stack.owner_connection() as owner:
             after = _fingerprint(owner)
-        if answer.status_code >= 400 or row.method == "GET":
+        if answer.status_code >= 400 or row.method == "GET" or not row.writes:
             assert after == before, f"{caller}: {answer.status_code} but something was written"
         else:
             # One change, one audit row, in the same transaction.

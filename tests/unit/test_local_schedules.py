@@ -51,6 +51,7 @@ def test_the_template_schedules_are_read_and_valid():
         "TokenRefresherFunction",
         "IdempotencyCleanupFunction",
         "CustomerLinkerFunction",
+        "RpaposSchedulerFunction",
     }
     assert all((rate_seconds(s.expression) or 0) > 0 for s in schedules)  # every one a rate(...)
     assert (

@@ -62,9 +62,53 @@ class AdminSettings(DatabaseSettings):
     ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
     dead_letter_queue_url: str = Field(alias="DEAD_LETTER_QUEUE_URL", min_length=1)
     max_body_bytes: int = Field(default=65_536, alias="ADMIN_MAX_BODY_BYTES", ge=1024, le=1_048_576)
+    # The RPApos sync state machine that operators' runs start (StartExecution) and wake
+    # (SendTaskSuccess); unset: starting a run answers 503 sync_not_configured.
+    state_machine_arn: str | None = Field(default=None, alias="STATE_MACHINE_ARN", min_length=1)
+    # The db4 SOAP service (device registration, account validation); unset: the contract's
+    # https://db4.2rpa.com/WSRPA/Servicio.asmx. Tests and the local stack point it at the fake.
+    rpapos_soap_endpoint: str | None = Field(default=None, alias="RPAPOS_SOAP_ENDPOINT", min_length=1)
+    # Each SOAP call gives up after this long: well inside the function's 29 s.
+    rpapos_soap_timeout_seconds: float = Field(default=15.0, alias="RPAPOS_SOAP_TIMEOUT_SECONDS", gt=0, le=25)
 
-    @field_validator("database_read_url", mode="before")
+    @field_validator("database_read_url", "state_machine_arn", "rpapos_soap_endpoint", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # The template passes "" when no replica is configured.
         return None if value == "" else value
+
+
+class RpaposSyncSettings(DatabaseSettings):
+    """The tasks of the RPApos sync state machine (functions/rpapos_sync)."""
+
+    # {"currentKeyId": ..., "keys": {...}}: the connection's password and SOAP token are sealed.
+    encryption_keys_secret_arn: str = Field(alias="ENCRYPTION_KEYS_SECRET_ARN", min_length=1)
+    # A connection's REST base URL, {subdomain} replaced by its subdomain (the fake's locally).
+    rpapos_base_url_template: str = Field(
+        default="https://{subdomain}.2rpa.com",
+        alias="RPAPOS_BASE_URL_TEMPLATE",
+        pattern=r"^https?://.*\{subdomain\}",
+    )
+    # The db4 SOAP service (modifier groups and items); unset: the contract's
+    # https://db4.2rpa.com/WSRPA/Servicio.asmx.
+    rpapos_soap_endpoint: str | None = Field(default=None, alias="RPAPOS_SOAP_ENDPOINT", min_length=1)
+    # Each SOAP call gives up after this long: well inside the function's timeout.
+    rpapos_soap_timeout_seconds: float = Field(
+        default=60.0, alias="RPAPOS_SOAP_TIMEOUT_SECONDS", gt=0, le=240
+    )
+    # Records per extracted page (one page per state machine step); RPApos serves 1000 at most.
+    page_size: int = Field(default=500, alias="RPAPOS_PAGE_SIZE", ge=1, le=1000)
+
+    @field_validator("rpapos_soap_endpoint", mode="before")
+    @classmethod
+    def _no_endpoint_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class RpaposSchedulerSettings(DatabaseSettings):
+    """The RPApos scheduler (functions/rpapos_scheduler, EventBridge rate(5 minutes))."""
+
+    # The RPApos sync state machine: every run the scheduler creates is started there.
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
+    # Bounded work per tick: at most this many runs started (the longest waiting first).
+    max_runs: int = Field(default=50, alias="RPAPOS_SCHEDULER_MAX_RUNS", ge=1, le=1000)

@@ -37,6 +37,7 @@ class Permission(StrEnum):
     RULES_WRITE = "rules.write"
     CONNECTIONS_READ = "connections.read"
     CONNECTIONS_WRITE = "connections.write"
+    SYNC_WRITE = "sync.write"  # start, pause, resume and cancel RPApos sync runs
     OPERATIONS_READ = "operations.read"
     OPERATIONS_WRITE = "operations.write"
     AUDIT_READ = "audit.read"
@@ -53,6 +54,7 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.RULES_READ,
             Permission.RULES_WRITE,
             Permission.CONNECTIONS_READ,
+            Permission.SYNC_WRITE,
             Permission.OPERATIONS_READ,
             Permission.AUDIT_READ,
         }

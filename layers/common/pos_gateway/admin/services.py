@@ -1,9 +1,15 @@
-"""What the admin routes work with, built once per warm container."""
+"""What the admin routes work with, built once per warm container.
+
+The Step Functions client and the RPApos SOAP client are made on first use: most requests need
+neither, and the SOAP module (zeep) is never imported by a request that does not call RPApos.
+"""
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
+import boto3
 from psycopg.conninfo import conninfo_to_dict
 from pydantic import SecretStr
 
@@ -12,7 +18,13 @@ from pos_gateway.aws_secrets import database_credentials, secret_json
 from pos_gateway.crypto import CredentialCipher, cipher_from_secret
 from pos_gateway.db import ConnectionFactory
 from pos_gateway.db.connection import DatabaseCredentials
+from pos_gateway.rpapos import contract
 from pos_gateway.settings import AdminSettings
+
+if TYPE_CHECKING:
+    from pos_gateway.rpapos.soap import RpaposSoapClient
+
+DEFAULT_SOAP_ENDPOINT = f"https://{contract.SOAP_HOST}{contract.SOAP_PATH}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +34,33 @@ class AdminServices:
     sqs_client: Any
     ingest_queue_url: str
     dead_letter_queue_url: str
+    # RPApos sync runs: the state machine (None: not configured) and its client, made on first use.
+    state_machine_arn: str | None
+    sfn_client: Callable[[], Any]
+    # A SOAP client for the db4 service (registration and validation need no device token).
+    rpapos_soap: Callable[[], "RpaposSoapClient"]
+
+
+def soap_client_factory(endpoint: str, operation_timeout: float) -> Callable[[], "RpaposSoapClient"]:
+    """A new SOAP client per call (cheap: the parsed WSDL and zeep's client are cached per process);
+    pos_gateway.rpapos.soap is imported on the first call only."""
+
+    def build() -> "RpaposSoapClient":
+        from pos_gateway.rpapos.soap import RpaposSoapClient  # here: zeep loads on the first call
+
+        return RpaposSoapClient(endpoint, operation_timeout=operation_timeout)
+
+    return build
+
+
+def lazy_client(service: str) -> Callable[[], Any]:
+    """A boto3 client made on first use, then reused (boto3 clients are thread-safe)."""
+
+    @cache
+    def client() -> Any:
+        return boto3.client(service)
+
+    return client
 
 
 def replica_credentials(
@@ -45,7 +84,9 @@ def replica_credentials(
     return load
 
 
-def admin_services_from_settings(settings: AdminSettings, sqs_client: Any) -> AdminServices:
+def admin_services_from_settings(
+    settings: AdminSettings, sqs_client: Any, sfn_client: Callable[[], Any] | None = None
+) -> AdminServices:
     primary = database_credentials(settings.db_secret_arn, settings.secret_max_age_seconds)
     replica = (
         ConnectionFactory(replica_credentials(primary, settings.database_read_url))
@@ -64,4 +105,9 @@ def admin_services_from_settings(settings: AdminSettings, sqs_client: Any) -> Ad
         sqs_client=sqs_client,
         ingest_queue_url=settings.ingest_queue_url,
         dead_letter_queue_url=settings.dead_letter_queue_url,
+        state_machine_arn=settings.state_machine_arn,
+        sfn_client=sfn_client or lazy_client("stepfunctions"),
+        rpapos_soap=soap_client_factory(
+            settings.rpapos_soap_endpoint or DEFAULT_SOAP_ENDPOINT, settings.rpapos_soap_timeout_seconds
+        ),
     )

@@ -11,7 +11,16 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from pos_gateway.admin.routes import audit_logs, connections, operations, rules, tenants, users, wallets
+from pos_gateway.admin.routes import (
+    audit_logs,
+    connections,
+    operations,
+    rpapos,
+    rules,
+    tenants,
+    users,
+    wallets,
+)
 from pos_gateway.admin.routes.common import SERVICES_KEY
 from pos_gateway.http import error_response, register_error_responses, validation_fields
 
@@ -31,6 +40,7 @@ ROUTERS = (
     wallets.router,
     rules.router,
     connections.router,
+    rpapos.router,
     operations.router,
     audit_logs.router,
 )
