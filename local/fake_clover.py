@@ -23,12 +23,13 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 
+from local.loopback import LoopbackServer
 from pos_gateway.crypto import CredentialCipher
 
 _PAYMENT_PATH = re.compile(r"^/v3/merchants/(?P<merchant>[^/]+)/payments/(?P<payment>[^/]+)$")
@@ -59,41 +60,14 @@ class RecordedRequest:
         return [part for value in self.query.get("expand", []) for part in value.split(",") if part]
 
 
-class FakeClover:
+class FakeClover(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(_handler_for(self), host, port, "fake-clover")
         self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}
         self._payments: dict[tuple[str, str], dict[str, Any]] = {}
         self._scripts: dict[str | None, deque[Scripted]] = {}
         self._requests: list[RecordedRequest] = []
-        self._released = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-clover", daemon=True
-        )
-
-    # -------------------------------------------------------------- lifecycle
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._released.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -------------------------------------------------------------- arranging
 

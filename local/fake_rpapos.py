@@ -50,13 +50,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape
 
+from local.loopback import LoopbackServer
 from pos_gateway.rpapos import contract
 from pos_gateway.rpapos.contract import EntityType, Transport
 
@@ -652,8 +653,9 @@ def _json(status: int, body: Any) -> _Answer:
     return _Answer(status, json.dumps(body, ensure_ascii=False, default=str).encode())
 
 
-class FakeRpapos:
+class FakeRpapos(LoopbackServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, hang_seconds: float = HANG_SECONDS) -> None:
+        super().__init__(_handler_for(self), host, port, "fake-rpapos")
         self._lock = threading.Lock()
         self._tenants: dict[str, Tenant] = {}
         self._device_tokens: dict[str, str] = {}  # SOAP token -> subdomain
@@ -662,12 +664,6 @@ class FakeRpapos:
         self._soap_faults: list[tuple[str | None, str, list[int]]] = []
         self._requests: list[RecordedRequest] = []
         self._hang_seconds = hang_seconds
-        self._released = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-rpapos", daemon=True
-        )
         self._entities = {
             source.path.lower(): entity
             for entity, source in contract.SOURCES.items()
@@ -677,11 +673,6 @@ class FakeRpapos:
     # -------------------------------------------------------------- lifecycle
 
     @property
-    def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    @property
     def soap_url(self) -> str:
         """The SOAP endpoint (a connection's db4 address), the WSDL at ``?wsdl``."""
         return self.base_url + contract.SOAP_PATH
@@ -689,21 +680,6 @@ class FakeRpapos:
     def tenant_url(self, subdomain: str) -> str:
         """The tenant's REST base URL (``https://{subdomain}.2rpa.com`` in the cloud)."""
         return f"{self.base_url}{TENANT_PREFIX}{subdomain}"
-
-    def start(self) -> Self:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._released.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     # -------------------------------------------------------------- tenants
 

@@ -14,26 +14,18 @@ import pytest
 
 from local import seed
 from local.database import Cluster, Database
-from local.fake_rpapos import Volume
 from local.stack import LocalStack
 from pos_gateway.db import tenant_transaction
 from pos_gateway.rpapos import runs
 from pos_gateway.rpapos.planner import Mode, SyncRequest
 from pos_gateway.rpapos.soap import RpaposSoapClient
 from tests.helpers import e2e_stack_config, one, unique
+from tests.rpapos_support import PAGE_SIZE, PASSWORD, USER, small_volume
 
 pytestmark = pytest.mark.e2e
 
 Conn = psycopg.Connection[Any]
-USER = "admin"
-PASSWORD = "rest-Passw0rd"
-PAGE_SIZE = 4
-# Small volumes, a few pages per entity at PAGE_SIZE.
-VOLUME = Volume(
-    plus=6, plu_grupos=2, skus=4, sku_grupos=2, produccion_grupos=1, unidades=2, monedas=2, bodegas=2,
-    proveedores=2, areas=2, mesas_per_area=3, personas=3, usuarios=2, batches=3, tipos_gestion=2,
-    estaciones=1, dispositivos=1, documents=3, modifier_groups=2, items_per_group=2,
-)  # fmt: skip
+VOLUME = small_volume(documents=3)
 CATALOG_RUN = SyncRequest(mode=Mode.CATALOG)
 CONNECTION_TABLE = "rpapos.rpapos_connection"
 SCHEDULER = "RpaposSchedulerFunction"

@@ -5,7 +5,6 @@ pos_gateway_rpapos) where a test needs a parked run."""
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,19 +79,6 @@ def run_row(owner: Conn, run_id: uuid.UUID) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def admin(database: Database) -> Iterator[Conn]:
-    with database.connect_as("pos_gateway_admin") as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
-def engine_connections(database: Database) -> Iterator[ConnectionFactory]:
-    factory = database.connections("pos_gateway_rpapos")
-    yield factory
-    factory.close()
 
 
 @pytest.fixture

@@ -27,12 +27,6 @@ FUNCTIONS = ("rpapos_scheduler_due_connections(integer)", "rpapos_sync_run_tenan
 
 
 @pytest.fixture(scope="module")
-def admin(database: Database) -> Iterator[Conn]:
-    with database.connect_as("pos_gateway_admin") as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
 def rpapos_role(database: Database) -> Iterator[ConnectionFactory]:
     factory = database.connections("pos_gateway_rpapos")
     yield factory

@@ -15,8 +15,7 @@ import pytest
 from psycopg import sql
 
 from local import seed
-from local.database import Database
-from local.fake_rpapos import Catalog, FakeRpapos, Volume
+from local.fake_rpapos import Catalog, FakeRpapos
 from pos_gateway.db import ConnectionFactory, tenant_transaction
 from pos_gateway.rpapos import runs, sync
 from pos_gateway.rpapos.contract import ARCHIVE_ONLY, EntityType
@@ -27,18 +26,11 @@ from pos_gateway.rpapos.soap import RpaposSoapClient
 from pos_gateway.rpapos.sync import StepOutcome, SyncDeps, SyncFailed
 from tests.helpers import one, unique
 from tests.integration.test_rpapos_runs import CIPHER, CONNECTION_TABLE, new_connection, run_row
+from tests.rpapos_support import PAGE_SIZE, PASSWORD, USER, small_volume
 
 E = EntityType
 Conn = psycopg.Connection[Any]
-USER = "admin"
-PASSWORD = "rest-Passw0rd"
-PAGE_SIZE = 4
-# Small volumes, several pages per entity at PAGE_SIZE.
-VOLUME = Volume(
-    plus=6, plu_grupos=2, skus=4, sku_grupos=2, produccion_grupos=1, unidades=2, monedas=2, bodegas=2,
-    proveedores=2, areas=2, mesas_per_area=3, personas=3, usuarios=2, batches=3, tipos_gestion=2,
-    estaciones=1, dispositivos=1, documents=6, modifier_groups=2, items_per_group=2,
-)  # fmt: skip
+VOLUME = small_volume(documents=6)
 MAX_STEPS = 200
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -65,19 +57,6 @@ def rpapos(server: FakeRpapos) -> Iterator[FakeRpapos]:
     server.clear_faults()  # not reset(): it would forget the device tokens of the connections
     yield server
     server.clear_faults()
-
-
-@pytest.fixture(scope="module")
-def admin(database: Database) -> Iterator[Conn]:
-    with database.connect_as("pos_gateway_admin") as conn:
-        yield conn
-
-
-@pytest.fixture(scope="module")
-def engine_connections(database: Database) -> Iterator[ConnectionFactory]:
-    factory = database.connections("pos_gateway_rpapos")
-    yield factory
-    factory.close()
 
 
 @pytest.fixture
