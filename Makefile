@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup tools run redrive test lint format build deploy bench clean
+.PHONY: help setup tools run redrive sync test lint format build deploy bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: setup ## run the service locally on http://127.0.0.1:3000 (embedded Postgre
 
 redrive: setup ## move the running local stack's dead-letter messages back to the ingest queue
 	$(BIN)/python -m local.redrive
+
+sync: setup ## RPApos sync of the running local stack's demo connection, progress per entity (ARGS="--mode ...")
+	$(BIN)/python -m local.sync $(ARGS)
 
 test: setup ## run unit, integration and e2e tests against an embedded Postgres
 	$(BIN)/python -m pytest

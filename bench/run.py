@@ -7,6 +7,8 @@
 3. Mixed crediting: payments and refunds through that handler, redemptions through the real
    ``wallet_api`` handler, against the same rows in plain SQL, one transaction per operation.
 4. Cold import of each handler module against ``import boto3``, each in a fresh interpreter.
+5. RPApos catalog sync: 100,000 PLUs (BENCH_RPAPOS_PLUS or --rpapos-plus) through the engine's
+   ``advance``, page after page, against the same pages fetched bare and written with COPY.
 
 Uses DATABASE_URL when set (a fresh database, dropped afterwards), else an embedded
 PostgreSQL (pgserver) in a temporary directory. AWS is always moto, in-process.
@@ -14,8 +16,8 @@ PostgreSQL (pgserver) in a temporary directory. AWS is always moto, in-process.
     PYTHONPATH=layers/common:. .venv/bin/python -m bench.run [--quick] [--events N] ...
 
 This module is the CLI and the report; the phases live in bench.ingest, bench.crediting,
-bench.mixed and bench.imports, the workloads in bench.fixture and bench.mixed_plan, the timing
-in bench.measure.
+bench.mixed, bench.imports and bench.rpapos_sync, the workloads in bench.fixture and
+bench.mixed_plan, the timing in bench.measure.
 """
 
 import argparse
@@ -37,6 +39,7 @@ from bench.imports import bench_imports
 from bench.ingest import bench_ingest
 from bench.measure import Row, peak_rss_row
 from bench.mixed import bench_mixed
+from bench.rpapos_sync import DEFAULT_PLUS, MIN_PLUS, PLUS_ENV, QUICK_PLUS, bench_rpapos_sync, plus_from_env
 
 NOTES = """\
 ratio = project / baseline. Baselines: ingest = bare INSERT of the same raw row (same role,
@@ -58,6 +61,7 @@ class Options:
     import_runs: int
     members: int
     random_seed: int
+    rpapos_plus: int
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -70,6 +74,9 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument("--import-runs", type=int, help="fresh interpreters per import (default 5)")
     parser.add_argument("--members", type=int, default=50, help="loyalty members paying (default 50)")
     parser.add_argument("--seed", type=int, default=20240601, help="random seed of the workload")
+    parser.add_argument(
+        "--rpapos-plus", type=int, help=f"PLUs of the RPApos sync ({PLUS_ENV}; default {DEFAULT_PLUS:,})"
+    )
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args(argv)
     small = args.quick
@@ -80,15 +87,25 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         import_runs=_pick(args.import_runs, 1 if small else 5),
         members=args.members,
         random_seed=args.seed,
+        rpapos_plus=_pick(args.rpapos_plus, _rpapos_plus(parser, QUICK_PLUS if small else DEFAULT_PLUS)),
     )
     counts = (options.events, options.credit_events, options.mixed_ops, options.import_runs, options.members)
     if min(counts) < 1:
         parser.error("counts must be positive")
+    if options.rpapos_plus < MIN_PLUS:
+        parser.error(f"the RPApos sync needs at least {MIN_PLUS} PLUs")
     return options
 
 
 def _pick(explicit: int | None, default: int) -> int:
     return default if explicit is None else explicit
+
+
+def _rpapos_plus(parser: argparse.ArgumentParser, default: int) -> int:
+    try:
+        return plus_from_env() or default
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,26 +119,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         db = stack.enter_context(bench_database())
         fixture = seed_fixture(db, options.members)
         memory.append(peak_rss_row("setup"))
-        stack.enter_context(mock_aws())
         sink = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
-        _progress(f"ingest: {options.events} events per side")
-        ingest, moto_note = bench_ingest(fixture, options.events, rng)
-        memory.append(peak_rss_row("ingest"))
-        _progress(f"crediting: {options.credit_events} events per side, batches of {SQS_BATCH_SIZE}")
-        crediting = bench_crediting(fixture, options.credit_events, rng, sink)
-        memory.append(peak_rss_row("crediting"))
-        _progress(f"mixed crediting: {options.mixed_ops} operations per side")
-        mixed, mixed_note = bench_mixed(fixture, options.mixed_ops, rng, sink)
-        memory.append(peak_rss_row("mixed crediting"))
+        with mock_aws():
+            _progress(f"ingest: {options.events} events per side")
+            ingest, moto_note = bench_ingest(fixture, options.events, rng)
+            memory.append(peak_rss_row("ingest"))
+            _progress(f"crediting: {options.credit_events} events per side, batches of {SQS_BATCH_SIZE}")
+            crediting = bench_crediting(fixture, options.credit_events, rng, sink)
+            memory.append(peak_rss_row("crediting"))
+            _progress(f"mixed crediting: {options.mixed_ops} operations per side")
+            mixed, mixed_note = bench_mixed(fixture, options.mixed_ops, rng, sink)
+            memory.append(peak_rss_row("mixed crediting"))
+        # Outside moto: its mock also intercepts requests, which both sides of this phase use.
+        _progress(f"rpapos sync: {options.rpapos_plus:,} PLUs per side")
+        rpapos, rpapos_note = bench_rpapos_sync(fixture.db, options.rpapos_plus, sink)
+        memory.append(peak_rss_row("rpapos sync"))
     _progress(f"cold imports: {options.import_runs} fresh interpreters each")
     imports = bench_imports(options.import_runs)
     _progress("done")
-    rows = [*ingest, *crediting, *mixed, *imports, *memory]
+    rows = [*ingest, *crediting, *mixed, *rpapos, *imports, *memory]
     print(render(rows))
     print()
     print(NOTES.format(runs=options.import_runs))
     print(moto_note)
     print(mixed_note)
+    print(rpapos_note)
     print(f"\ntotal bench time {time.perf_counter() - started:.1f} s")
     return 0
 

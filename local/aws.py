@@ -5,6 +5,7 @@ difference from the cloud, and it lives in the environment, not in the code.
 """
 
 import json
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
-from local.template import QueueSpec, SecretSpec, resolve
+from local.template import BucketSpec, QueueSpec, SecretSpec, resolve
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's account
@@ -91,3 +92,15 @@ class LocalAws:
             "ARN"
         ]
         return arn
+
+    def create_bucket(self, spec: BucketSpec, references: dict[str, str]) -> tuple[str, str]:
+        """Create the template's bucket; returns (name, ARN). Unnamed: ``{stack}-{logical id}``
+        made a valid bucket name (lower case, no underscore, at most 63 characters), as
+        CloudFormation would make one up."""
+        if spec.name:
+            name = resolve(spec.name, references)
+        else:
+            made_up = f"{references['AWS::StackName']}-{spec.logical_id}".lower()
+            name = re.sub(r"[^a-z0-9-]+", "-", made_up)[:63].strip("-")
+        self.client("s3").create_bucket(Bucket=name)
+        return name, f"arn:aws:s3:::{name}"

@@ -17,8 +17,9 @@ MIGRATOR_ROLE = "pos_gateway_migrator"
 _APP_ROLES_QUERY = (
     "SELECT rolname FROM pg_roles WHERE rolname LIKE 'pos\\_gateway\\_%%' AND rolname <> %s ORDER BY rolname"
 )
-# Development-only password, so the stack also works against a DATABASE_URL that is not trust-auth.
-LOCAL_ROLE_PASSWORD = "pos-gateway-local"
+# Development-only password, so the stack also works against a DATABASE_URL that is not trust-auth;
+# unlike any name, so the suite's log scan can tell a leak from a stack or function name.
+LOCAL_ROLE_PASSWORD = "pg-local-only-secret"
 
 
 @dataclass(frozen=True)

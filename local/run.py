@@ -10,6 +10,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+from local import demo
 from local.replay import Delivery, clover_delivery, replay
 from local.stack import ROOT, LocalStack, StackConfig
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  database      {stack.database_url}")
         print(f"  stack file    {config.state_dir / 'stack.json'}")
         print(f"  function logs {config.state_dir / 'logs'}")
+        if not args.no_rpapos:
+            _connect_rpapos(stack)
         if not args.no_replay:
             _replay_demo(stack, sorted((ROOT / "events" / "square").glob("*.json")), CLOVER_DEMO)
         if args.exit_after_replay:
@@ -42,6 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for_interrupt()
     print("Stopped.")
     return 0
+
+
+def _connect_rpapos(stack: LocalStack) -> None:
+    rpapos = demo.connect_rpapos(stack)
+    volume = rpapos.volume
+    print(
+        f"\nRPApos demo: {rpapos.tenant_name} on the fake RPApos ({rpapos.subdomain}, {volume.plus} PLUs,"
+        f" {volume.skus} SKUs), device registered through the admin API\n"
+        "  `make sync` runs a catalog sync through the local Step Functions and shows its progress"
+    )
 
 
 def _replay_demo(stack: LocalStack, paths: list[Path], clover_notification: Path) -> None:
@@ -115,6 +128,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--keep-data", action="store_true", help="keep the database of the previous run")
     parser.add_argument("--no-replay", action="store_true", help="do not replay events/square/*.json")
+    parser.add_argument(
+        "--no-rpapos", action="store_true", help="no demo RPApos connection (nothing for `make sync`)"
+    )
     parser.add_argument("--exit-after-replay", action="store_true", help="stop after the summary")
     return parser.parse_args(argv)
 

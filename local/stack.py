@@ -68,6 +68,7 @@ class LocalStack:
         self.cipher = seed.dev_cipher()
         self.issuer = LocalIssuer()
         self.demo: demo.Demo | None = None
+        self.rpapos: demo.RpaposDemo | None = None  # demo.connect_rpapos, once the stack serves
         self.fake_square = FakeSquare(config.host)
         self.fake_clover = FakeClover(config.host)
         # No tenant: tests and demos add theirs (fake_rpapos.add_tenant) with a connection row.
@@ -280,7 +281,12 @@ class LocalStack:
             "rpapos_sync_state_machine_arn": self.state_machines.get(RPAPOS_SYNC_STATE_MACHINE),
             "logs_dir": str(self.config.state_dir / "logs"),
             "tenants": [self._describe_tenant(tenant) for tenant in self.tenants],
+            "rpapos": self.rpapos.describe() if self.rpapos else None,
         }
+
+    def write_description(self) -> None:
+        """(Re)write ``stack.json`` from what the stack holds now."""
+        self._write_description()
 
     # -- internals -------------------------------------------------------------------------
     def _describe_tenant(self, tenant: demo.DemoTenant) -> dict[str, Any]:
@@ -324,8 +330,8 @@ class LocalStack:
         return int(row["n"]) if row else 0
 
     def _provision_aws(self) -> dict[str, str]:
-        """Create the template's queues, secrets, functions (moto Lambda) and state machines; returns
-        what Refs and GetAtts resolve to locally."""
+        """Create the template's queues, secrets, buckets, functions (moto Lambda) and state
+        machines; returns what Refs and GetAtts resolve to locally."""
         references = {
             "AWS::Region": REGION,
             "AWS::AccountId": ACCOUNT_ID,
@@ -351,6 +357,10 @@ class LocalStack:
             references[f"{name}.Arn"] = arn
         for spec in self.template.secrets.values():
             references[spec.logical_id] = self.aws.create_secret(spec, self._secret_value(spec), references)
+        for bucket in self.template.buckets.values():
+            references[bucket.logical_id], references[f"{bucket.logical_id}.Arn"] = self.aws.create_bucket(
+                bucket, references
+            )
         stepfunctions = _started(self._stepfunctions)
         references.update(stepfunctions.create_functions(self.template.functions))
         references.update(stepfunctions.create_state_machines(self.template.state_machines, references))

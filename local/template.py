@@ -111,6 +111,15 @@ class SecretSpec:
 
 
 @dataclass(frozen=True)
+class BucketSpec:
+    """An ``AWS::S3::Bucket``: created empty locally (its encryption and access settings are the
+    cloud's business)."""
+
+    logical_id: str
+    name: Any  # the BucketName property (possibly an intrinsic), or None: the stack names it
+
+
+@dataclass(frozen=True)
 class StateMachineSpec:
     """An ``AWS::Serverless::StateMachine`` with its ASL file and ``${...}`` substitutions."""
 
@@ -130,6 +139,7 @@ class Template:
     parameters: dict[str, Any]
     schedules: list[ScheduleSource] = field(default_factory=list)
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
+    buckets: dict[str, BucketSpec] = field(default_factory=dict)
 
 
 def load(path: Path = TEMPLATE) -> Template:
@@ -181,8 +191,21 @@ def load(path: Path = TEMPLATE) -> Template:
         for name, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::StateMachine"
     }
+    buckets = {
+        name: BucketSpec(name, (resource.get("Properties") or {}).get("BucketName"))
+        for name, resource in resources.items()
+        if resource["Type"] == "AWS::S3::Bucket"
+    }
     return Template(
-        functions, routes, sources, queues, secrets, document.get("Parameters", {}), schedules, state_machines
+        functions,
+        routes,
+        sources,
+        queues,
+        secrets,
+        document.get("Parameters", {}),
+        schedules,
+        state_machines,
+        buckets=buckets,
     )
 
 

@@ -14,9 +14,11 @@ import pytest
 
 from local import seed
 from local.database import Cluster, Database
+from local.fake_rpapos import Catalog
 from local.stack import LocalStack
 from pos_gateway.db import tenant_transaction
 from pos_gateway.rpapos import runs
+from pos_gateway.rpapos.contract import EntityType
 from pos_gateway.rpapos.planner import Mode, SyncRequest
 from pos_gateway.rpapos.soap import RpaposSoapClient
 from tests.helpers import e2e_stack_config, one, unique
@@ -430,3 +432,52 @@ def test_the_scheduler_starts_a_due_connection_once(rpapos: LocalStack, admin: C
     assert newest["id"] not in (started["id"], active)
     execution = wait_until(lambda: run_row(stack, newest["id"])["execution_arn"], what="the execution")
     assert finished(stack, execution)["status"] == "SUCCEEDED"
+
+
+def test_a_run_with_images_stores_them_in_the_stacks_bucket(rpapos: LocalStack, admin: Conn) -> None:
+    stack = rpapos
+    # Given a run of the PLUs with their images (every 3rd PLU of the fake has a PNG)
+    shop = connect_shop(stack)
+    plus_only = (EntityType.PLU_GRUPO, EntityType.UNIDAD_MEDIDA, EntityType.PLU)
+    run_id = start_run(
+        admin, shop, SyncRequest(mode=Mode.CUSTOM, entity_types=plus_only, include_images=True)
+    )
+
+    # When its execution runs
+    assert finished(stack, start_execution(stack, run_id))["status"] == "SUCCEEDED"
+
+    # Then every PLU has its import row, and each image is in moto's bucket under image_url
+    run = run_row(stack, run_id)
+    assert run["status"] == "completed"
+    catalog = Catalog(shop.subdomain, VOLUME)  # the fake's data for the shop (seeded by its subdomain)
+    with_image = [
+        i for i in range(VOLUME.plus) if catalog.has_image(i) and not catalog.deleted(EntityType.PLU, i)
+    ]
+    stats = run["per_entity_stats"]["product_images"]
+    assert (stats["status"], stats["failed"], stats["loaded"]) == ("completed", 0, len(with_image))
+    with stack.owner_connection() as owner:
+        job = one(
+            owner.execute(
+                "SELECT id, status, options, total_rows FROM catalog.import_job"
+                " WHERE options ->> 'syncRunId' = %s",
+                (str(run_id),),
+            ).fetchone()
+        )
+        keys = {
+            row["external_id"]: row["image_url"]
+            for row in owner.execute(
+                "SELECT m.external_id, p.image_url FROM rpapos.rpapos_id_map m"
+                " JOIN catalog.product p ON p.id = m.flowpos_entity_id"
+                " WHERE m.tenant_id = %s AND m.entity_type = 'plu' AND p.image_url IS NOT NULL",
+                (shop.tenant_id,),
+            ).fetchall()
+        }
+    assert (job["status"], job["total_rows"]) == ("completed", stats["extracted"])
+    s3 = stack.aws.client("s3")
+    assert job["options"]["bucket"] in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}
+    assert sorted(keys) == sorted(str(catalog.code(EntityType.PLU, i)) for i in with_image)
+    for i in with_image:
+        stored = s3.get_object(
+            Bucket=job["options"]["bucket"], Key=keys[str(catalog.code(EntityType.PLU, i))]
+        )
+        assert (stored["Body"].read(), stored["ContentType"]) == (catalog.image(i), "image/png")

@@ -104,6 +104,19 @@ class RpaposSyncSettings(DatabaseSettings):
     def _no_endpoint_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    # The product image import (runs with include_images): the bucket the images go to
+    # (template: ProductImagesBucket; moto's locally). Unset: such a run fails in its images phase.
+    product_images_bucket: str | None = Field(default=None, alias="PRODUCT_IMAGES_BUCKET", min_length=1)
+    # PLUs per images step: one Producto_U_M call and one object each.
+    image_page_size: int = Field(default=50, alias="RPAPOS_IMAGE_PAGE_SIZE", ge=1, le=500)
+    # An images step takes no further PLU after this long (the function's timeout is 300 s).
+    image_step_seconds: float = Field(default=120.0, alias="RPAPOS_IMAGE_STEP_SECONDS", gt=0, le=240)
+
+    @field_validator("product_images_bucket", mode="before")
+    @classmethod
+    def _no_bucket_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
 
 class RpaposSchedulerSettings(DatabaseSettings):
     """The RPApos scheduler (functions/rpapos_scheduler, EventBridge rate(5 minutes))."""

@@ -8,9 +8,9 @@ SELECT id FROM rpapos.rpapos_connection WHERE id = %(connection_id)s;
 -- name: list_runs
 -- A connection's runs, newest first, keyset-paginated on (started_at, id).
 SELECT id, tenant_id, connection_id, mode, status, paused, cancel_requested,
-       entity_types::text[] AS entity_types, current_entity::text AS current_entity, cursor,
-       per_entity_stats, date_from, date_to, execution_arn, last_error, started_at, completed_at,
-       created_by, created_at, updated_at
+       entity_types::text[] AS entity_types, include_images, current_entity::text AS current_entity,
+       cursor, per_entity_stats, date_from, date_to, execution_arn, last_error, started_at,
+       completed_at, created_by, created_at, updated_at
   FROM rpapos.rpapos_sync_run
  WHERE connection_id = %(connection_id)s
    AND (%(after_at)s::timestamptz IS NULL OR (started_at, id) < (%(after_at)s::timestamptz, %(after_id)s::uuid))

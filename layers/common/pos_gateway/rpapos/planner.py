@@ -5,6 +5,10 @@ Modes: ``catalog`` (the catalog subset), ``historical`` (operational documents i
 ``last_synced_at``), ``custom`` (the chosen types). The order honours every hard dependency among
 the planned types (groups before items, units and suppliers before SKUs, modifier groups before
 assignments), ties broken by the enum's order, so the same request always gives the same plan.
+
+``include_images``: after every planned entity, the run imports the images of the tenant's
+loaded PLUs (SOAP Producto_U_M, stored in object storage; see pos_gateway.rpapos.sync). Not
+with a historical run: it reads documents, no catalog.
 """
 
 from datetime import datetime
@@ -37,6 +41,7 @@ class SyncRequest(BaseModel):
     )
     date_from: AwareDatetime | None = None
     date_to: AwareDatetime | None = None
+    include_images: bool = False
 
     @model_validator(mode="after")
     def _fits_the_mode(self) -> Self:
@@ -46,6 +51,8 @@ class SyncRequest(BaseModel):
             raise ValueError(f"a {self.mode.value} run plans its own entity types; use mode custom to choose")
         if self.mode is Mode.HISTORICAL and (self.date_from is None or self.date_to is None):
             raise ValueError("a historical run needs date_from and date_to")
+        if self.mode is Mode.HISTORICAL and self.include_images:
+            raise ValueError("a historical run reads documents: product images come with the catalog")
         if self.date_from is not None and self.date_to is not None:
             if self.date_to <= self.date_from:
                 raise ValueError("date_to must be after date_from")
@@ -62,6 +69,7 @@ class Plan(BaseModel):
     date_from: datetime | None = None
     date_to: datetime | None = None
     modified_since: datetime | None = None
+    include_images: bool = False
 
 
 def planned_types(mode: Mode, chosen: tuple[EntityType, ...] | None = None) -> frozenset[EntityType]:
@@ -98,6 +106,7 @@ def plan(request: SyncRequest, *, last_synced_at: datetime | None = None) -> Pla
         date_from=request.date_from,
         date_to=request.date_to,
         modified_since=last_synced_at if request.mode is Mode.INCREMENTAL else None,
+        include_images=request.include_images,
     )
 
 

@@ -5,11 +5,12 @@ writes only the columns that role is granted (db/migrations/0020_rpapos.sql). Th
 (pos_gateway.rpapos.sync, role pos_gateway_rpapos) does the work; here a run is
 
 - started: planned (pos_gateway.rpapos.planner) and inserted ``running``, with every planned
-  entity's stats at zero and ``pending``; its cursor stays NULL, which the engine reads as "the
-  first entity, page 1" (the admin role may not write the cursor). At most one running or
-  paused run per connection: a second one is refused with ``RunAlreadyActive`` (also when two
-  starts race: the partial unique index decides, inside a savepoint, so the caller's
-  transaction stays usable);
+  entity's stats at zero and ``pending`` (and the synthetic ``product_images`` when the run
+  includes the product image import, ``include_images``); its cursor stays NULL, which the
+  engine reads as "the first entity, page 1" (the admin role may not write the cursor). At
+  most one running or paused run per connection: a second one is refused with
+  ``RunAlreadyActive`` (also when two starts race: the partial unique index decides, inside a
+  savepoint, so the caller's transaction stays usable);
 - paused: ``paused`` is set; the engine sees it before its next page, marks the run ``paused``
   and parks (the state machine stores a callback token with ``sync.park``);
 - resumed: ``paused`` is cleared and the run is ``running`` again; the stored callback token,
@@ -23,7 +24,7 @@ The callback token is never part of a ``SyncRun`` (whoever holds it can steer th
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 from uuid import UUID
 
 from psycopg import errors as pg_errors
@@ -39,6 +40,7 @@ from pos_gateway.rpapos.planner import Mode, SyncRequest, plan
 _SQL = queries.load(__file__, "runs.sql")
 
 ONE_ACTIVE_RUN_INDEX = "rpapos_sync_run_one_active_per_connection"
+PRODUCT_IMAGES: Final = "product_images"  # the image import's key in per_entity_stats (no entity type)
 ACTIVE_STATUSES = frozenset({"running", "paused"})
 ENDED_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
@@ -111,6 +113,8 @@ class SyncRun(BaseModel):
     paused: bool
     cancel_requested: bool
     entity_types: tuple[EntityType, ...]
+    # The product image import runs after every planned entity (current_entity NULL meanwhile).
+    include_images: bool
     current_entity: EntityType | None
     cursor: dict[str, Any] | None
     # Keyed by entity type; may hold synthetic keys (product_images) that are not enum values.
@@ -139,8 +143,13 @@ class RunControl:
     task_token: str | None = field(default=None, repr=False)
 
 
-def initial_stats(entity_types: tuple[EntityType, ...]) -> dict[str, dict[str, Any]]:
-    return {entity.value: EntityStats().model_dump() for entity in entity_types}
+def initial_stats(
+    entity_types: tuple[EntityType, ...], include_images: bool = False
+) -> dict[str, dict[str, Any]]:
+    stats = {entity.value: EntityStats().model_dump() for entity in entity_types}
+    if include_images:
+        stats[PRODUCT_IMAGES] = EntityStats().model_dump()
+    return stats
 
 
 # ---------------------------------------------------------------- starting
@@ -177,7 +186,8 @@ def start_run(
         "connection_id": connection_id,
         "mode": planned.mode.value,
         "entity_types": [entity.value for entity in planned.entity_types],
-        "per_entity_stats": Jsonb(initial_stats(planned.entity_types)),
+        "include_images": planned.include_images,
+        "per_entity_stats": Jsonb(initial_stats(planned.entity_types, planned.include_images)),
         "date_from": planned.date_from,
         "date_to": planned.date_to,
         "execution_arn": execution_arn,

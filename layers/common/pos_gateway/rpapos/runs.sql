@@ -16,16 +16,16 @@ SELECT id
 -- name: insert_run
 -- The cursor stays NULL: the engine starts a run that has none at its first entity, page 1
 -- (the admin role may not write cursor or current_entity).
-INSERT INTO rpapos.rpapos_sync_run (tenant_id, connection_id, mode, status, entity_types, per_entity_stats,
-                                    date_from, date_to, execution_arn, created_by)
+INSERT INTO rpapos.rpapos_sync_run (tenant_id, connection_id, mode, status, entity_types, include_images,
+                                    per_entity_stats, date_from, date_to, execution_arn, created_by)
 VALUES (%(tenant_id)s, %(connection_id)s, %(mode)s, 'running',
-        %(entity_types)s::text[]::rpapos.rpapos_entity_type[], %(per_entity_stats)s,
+        %(entity_types)s::text[]::rpapos.rpapos_entity_type[], %(include_images)s, %(per_entity_stats)s,
         %(date_from)s, %(date_to)s, %(execution_arn)s, %(created_by)s)
 RETURNING id;
 
 -- name: get_run
 SELECT id, tenant_id, connection_id, mode, status, paused, cancel_requested,
-       entity_types::text[] AS entity_types, current_entity::text AS current_entity, cursor,
+       entity_types::text[] AS entity_types, include_images, current_entity::text AS current_entity, cursor,
        per_entity_stats, date_from, date_to, execution_arn, last_error, started_at, completed_at,
        created_by, created_at, updated_at
   FROM rpapos.rpapos_sync_run

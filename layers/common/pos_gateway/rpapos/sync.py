@@ -30,6 +30,19 @@ last_synced_at when the run took its first step); ``"size"`` is the run's page s
 its first step; ``{"done": true, ...}`` once every entity is read. NULL: not started (the
 first entity, page 1). Parents are walked in external id order by keyset, so parents loaded
 meanwhile (by another connection of the tenant) cannot shift the cursor.
+
+Product images (a run started with ``include_images``): after every planned entity, the phase
+``product_images`` walks the tenant's loaded PLUs (pos_gateway.rpapos.images), a page of
+``image_page_size`` PLUs per step (fewer when the step's time budget runs out): per PLU, SOAP
+Producto_U_M and the image stored in object storage (no transaction open; storing is idempotent),
+then in ONE transaction the run's import job (created by the phase's first page), one import row
+per PLU, product.image_url, the stats under the synthetic key ``product_images`` and the cursor
+``{"entity": "product_images", "page": 2, "job": <import_job id>, "after": <the last PLU code
+done>, "rows": <import rows written>, ...}``. The same cursor check as for entity pages makes a
+page's rows written once; a page read again after a crash stores the same objects again
+harmlessly (unchanged objects are not even rewritten). current_entity is NULL in this phase
+(product_images is no entity type); the step's outcome names it as its ``entity``. A run that
+fails or is cancelled in this phase ends its import job ``failed``.
 """
 
 import json
@@ -48,7 +61,8 @@ from pydantic import BaseModel, ConfigDict
 from pos_gateway.crypto import CredentialCipher, DecryptionError
 from pos_gateway.db import ConnectionFactory, NotFound, queries, tenant_transaction
 from pos_gateway.db.connection import Connection
-from pos_gateway.rpapos import contract
+from pos_gateway.providers.errors import RetryLater
+from pos_gateway.rpapos import contract, images
 from pos_gateway.rpapos.contract import ARCHIVE_ONLY, CATALOG, EntityType, Transport
 from pos_gateway.rpapos.errors import (
     BadCredentials,
@@ -58,9 +72,11 @@ from pos_gateway.rpapos.errors import (
     SoapTokenRejected,
     WorkstationRequired,
 )
+from pos_gateway.rpapos.images import ImageStore, ImageStoreError, ImageStoreNotConfigured, Plu
 from pos_gateway.rpapos.loader import LoadContext, LoadResult, load_page
 from pos_gateway.rpapos.planner import Mode
 from pos_gateway.rpapos.rest import RpaposRestClient, tenant_base_url
+from pos_gateway.rpapos.runs import PRODUCT_IMAGES
 from pos_gateway.rpapos.soap import DEFAULT_ENDPOINT, RpaposSoapClient
 
 _SQL = queries.load(__file__, "sync.sql")
@@ -73,6 +89,7 @@ MAX_ERROR_CHARS = 1000  # rpapos_sync_run.last_error / rpapos_connection.last_er
 ACTIVE = frozenset({"running", "paused"})
 
 StepState = Literal["more", "paused", "cancelled", "finished", "failed"]
+Phase = EntityType | Literal["product_images"]  # what a step reads: an entity's page, or images
 ParkOutcome = Literal["parked", "resume"]
 _ENDED_STATE: dict[str, StepState] = {"completed": "finished", "cancelled": "cancelled", "failed": "failed"}
 # Failures that make the connection need an operator (new credentials, device, workstation).
@@ -147,6 +164,10 @@ class SyncDeps:
     clock: Callable[[], datetime] = _utc_now
     page_size: int = contract.DEFAULT_PAGE_SIZE
     load_page: LoadPage = load_page
+    # The product image import (runs with include_images); None: such a run fails in that phase.
+    image_store: ImageStore | None = None
+    image_page_size: int = images.DEFAULT_PAGE_SIZE
+    image_step_seconds: float = images.DEFAULT_STEP_SECONDS
 
 
 # ---------------------------------------------------------------- outcomes
@@ -169,7 +190,7 @@ class StepOutcome(RunRef):
     (``more``), or the page it will read when resumed (``paused``); None when finished."""
 
     state: StepState
-    entity: EntityType | None = None
+    entity: Phase | None = None
     page: int | None = None
     parent: str | None = None
 
@@ -181,32 +202,65 @@ class StepOutcome(RunRef):
 
 
 @dataclass(frozen=True, slots=True)
+class ImagesCursor:
+    """Where the product images phase stands (keyset over the tenant's PLUs)."""
+
+    job: str | None = None  # the run's import job, once its first page is written
+    after: str | None = None  # the last PLU (external id) done; None: from the first
+    rows: int = 0  # import rows written: the next row is rows + 1
+
+
+@dataclass(frozen=True, slots=True)
 class Cursor:
-    entity: EntityType | None  # None: every planned entity is read
+    entity: EntityType | None  # None: every planned entity is read (images left, or the end)
     page: int = 1
     parent: str | None = None
     modified_since: str | None = None  # ISO 8601, the incremental run's lower bound
     # The run's page size, fixed at its first step: a page number means the same records on
     # every step of the run, whatever the deployment's page size becomes meanwhile.
     size: int | None = None
+    images: ImagesCursor | None = None  # set: the product images phase (entity None)
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> "Cursor":
         modified_since, size = data.get("modified_since"), data.get("size")
         if data.get("done"):
             return cls(None, modified_since=modified_since, size=size)
+        if data.get("entity") == PRODUCT_IMAGES:
+            walk = ImagesCursor(data.get("job"), data.get("after"), int(data.get("rows", 0)))
+            return cls(None, int(data.get("page", 1)), modified_since=modified_since, size=size, images=walk)
         return cls(
             EntityType(data["entity"]), int(data.get("page", 1)), data.get("parent"), modified_since, size
         )
+
+    @property
+    def done(self) -> bool:
+        return self.entity is None and self.images is None
+
+    @property
+    def phase(self) -> Phase | None:
+        return PRODUCT_IMAGES if self.images is not None else self.entity
 
     def following(self, entity: EntityType | None) -> "Cursor":
         """Page 1 of the next entity (None: the end), the run-wide fields carried over."""
         return Cursor(entity, modified_since=self.modified_since, size=self.size)
 
+    def images_phase(self) -> "Cursor":
+        """Page 1 of the product images phase."""
+        return Cursor(None, modified_since=self.modified_since, size=self.size, images=ImagesCursor())
+
     def as_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"done": True} if self.entity is None else {"entity": self.entity.value}
-        if self.entity is not None:
+        body: dict[str, Any] = {"done": True}
+        if self.images is not None:
+            body = {"entity": PRODUCT_IMAGES}
             body["page"] = self.page
+            body["rows"] = self.images.rows
+            if self.images.job is not None:
+                body["job"] = self.images.job
+            if self.images.after is not None:
+                body["after"] = self.images.after
+        elif self.entity is not None:
+            body = {"entity": self.entity.value, "page": self.page}
             if self.parent is not None:
                 body["parent"] = self.parent
         if self.modified_since is not None:
@@ -249,6 +303,9 @@ class _Work:
     estacion_trabajo: int | None
     password: str = field(repr=False)
     soap_token: str | None = field(repr=False)
+    include_images: bool = False
+    created_by: UUID | None = None
+    plus: tuple[Plu, ...] = ()  # the images phase: the page's PLUs (and one more, if any)
 
     @property
     def entity(self) -> EntityType:
@@ -280,6 +337,8 @@ def advance(tenant_id: UUID, run_id: UUID, *, deps: SyncDeps) -> StepOutcome:
         raise _failed(exc, tenant_id, run_id, (), deps) from None
     if isinstance(step, StepOutcome):
         return step
+    if step.cursor.images is not None:
+        return _advance_images(connection, step, step.cursor.images, deps)
     try:
         page = _extract(step, deps)
     except RpaposUnavailable:
@@ -309,16 +368,20 @@ def _prepare(connection: Connection, tenant_id: UUID, run_id: UUID, deps: SyncDe
         raise SyncRunNotFound(f"no sync run {run_id} in tenant {tenant_id}")
     entity_types = tuple(EntityType(value) for value in row["entity_types"])
     if row["status"] not in ACTIVE:
-        return _outcome(tenant_id, run_id, _ENDED_STATE[row["status"]], _stored_cursor(row))
+        ended = _stored_cursor(row)
+        if row["status"] != "completed":  # an operator cancelled it parked: its image job ends too
+            _close_image_job(connection, ended, f"the sync run was {row['status']}", deps)
+        return _outcome(tenant_id, run_id, _ENDED_STATE[row["status"]], ended)
     cursor = (
         Cursor.parse(row["cursor"])
         if row["cursor"] is not None
         else Cursor(entity_types[0], modified_since=_modified_since(row), size=deps.page_size)
     )
-    if cursor.entity is None:
+    if cursor.done:
         return _outcome(tenant_id, run_id, "finished", cursor)
     if row["cancel_requested"]:
         connection.execute(_SQL.end_cancelled.sql, {"run_id": run_id, "at": deps.clock()})
+        _close_image_job(connection, cursor, "the sync run was cancelled", deps)
         return _outcome(tenant_id, run_id, "cancelled", cursor)
     if row["paused"]:
         parked = row["status"] == "paused" or (
@@ -327,9 +390,14 @@ def _prepare(connection: Connection, tenant_id: UUID, run_id: UUID, deps: SyncDe
         return _outcome(tenant_id, run_id, "paused" if parked else "more", cursor)
     if row["connection_deleted_at"] is not None:
         raise ConnectionRemoved(f"RPApos connection {row['connection_id']} was deleted during the run")
-    parent = _parent_entity(cursor.entity)
+    parent = _parent_entity(cursor.entity) if cursor.entity is not None else None
     if parent is not None and cursor.parent is None:
         cursor = replace(cursor, parent=_parent_after(connection, tenant_id, parent, None))
+    plus = (
+        images.plus_after(connection, tenant_id, cursor.images.after, deps.image_page_size + 1)
+        if cursor.images is not None
+        else []
+    )
     password = _open(deps.cipher, row["password_encrypted"], PASSWORD_COLUMN, row["connection_id"])
     soap_token = (
         _open(deps.cipher, row["soap_token_encrypted"], SOAP_TOKEN_COLUMN, row["connection_id"])
@@ -353,6 +421,9 @@ def _prepare(connection: Connection, tenant_id: UUID, run_id: UUID, deps: SyncDe
         estacion_trabajo=row["estacion_trabajo"],
         password=password,
         soap_token=soap_token,
+        include_images=row["include_images"],
+        created_by=row["created_by"],
+        plus=tuple(plus),
     )
 
 
@@ -385,12 +456,12 @@ def _parent_after(
 
 
 def _outcome(tenant_id: UUID, run_id: UUID, state: StepState, cursor: Cursor | None) -> StepOutcome:
-    where = cursor if cursor is not None and cursor.entity is not None and state != "finished" else None
+    where = cursor if cursor is not None and not cursor.done and state != "finished" else None
     return StepOutcome(
         tenant_id=tenant_id,
         sync_run_id=run_id,
         state=state,
-        entity=where.entity if where else None,
+        entity=where.phase if where else None,
         page=where.page if where else None,
         parent=where.parent if where else None,
     )
@@ -523,6 +594,8 @@ def _commit(connection: Connection, work: _Work, page: _Page, deps: SyncDeps) ->
     stats = _add_counts(
         locked["per_entity_stats"], entity, len(page.records), result, following.entity != entity
     )
+    if following.images is not None:
+        stats[PRODUCT_IMAGES] = {**_image_stats(stats), "status": "running"}
     connection.execute(
         _SQL.record_page.sql,
         {
@@ -532,9 +605,7 @@ def _commit(connection: Connection, work: _Work, page: _Page, deps: SyncDeps) ->
             "per_entity_stats": Jsonb(stats),
         },
     )
-    return _outcome(
-        work.tenant_id, work.run_id, "finished" if following.entity is None else "more", following
-    )
+    return _outcome(work.tenant_id, work.run_id, "finished" if following.done else "more", following)
 
 
 def _next_cursor(connection: Connection, work: _Work, page: _Page) -> Cursor:
@@ -547,9 +618,9 @@ def _next_cursor(connection: Connection, work: _Work, page: _Page) -> Cursor:
         if following is not None:
             return replace(cursor, page=1, parent=following)
     position = work.entity_types.index(work.entity)
-    return cursor.following(
-        work.entity_types[position + 1] if position + 1 < len(work.entity_types) else None
-    )
+    if position + 1 < len(work.entity_types):
+        return cursor.following(work.entity_types[position + 1])
+    return cursor.images_phase() if work.include_images else cursor.following(None)
 
 
 def _add_counts(
@@ -584,6 +655,111 @@ def _add_counts(
     return updated
 
 
+# ---------------------------------------------------------------- the product images phase
+
+
+def _advance_images(connection: Connection, work: _Work, walk: ImagesCursor, deps: SyncDeps) -> StepOutcome:
+    """One page of the images phase: the PLUs' images fetched and stored (no transaction open),
+    then their rows, image_url, stats and the cursor in one transaction."""
+    limit = deps.image_page_size
+    try:
+        if deps.image_store is None:
+            raise ImageStoreNotConfigured(
+                "the run includes images but no product images bucket is configured"
+            )
+        soap = deps.soap_client(token=work.soap_token, estacion_trabajo=work.estacion_trabajo)
+        fetched = images.fetch_images(
+            soap, deps.image_store, work.tenant_id, work.plus[:limit], budget_seconds=deps.image_step_seconds
+        )
+    except RetryLater:  # RPApos or the store unavailable: nothing was written, read the page again
+        raise
+    except (RpaposError, ImageStoreError) as exc:
+        raise _failed(exc, work.tenant_id, work.run_id, work.secrets, deps) from None
+    last = len(work.plus) <= limit and len(fetched) == len(work.plus)
+    with tenant_transaction(connection, work.tenant_id):
+        outcome = _commit_images(connection, work, walk, fetched, last, deps)
+    logger.info(
+        "rpapos sync step",
+        extra={
+            "sync_run_id": str(work.run_id),
+            "entity": PRODUCT_IMAGES,
+            "page": work.cursor.page,
+            "records": len(fetched),
+            "state": outcome.state,
+        },
+    )
+    return outcome
+
+
+def _commit_images(
+    connection: Connection,
+    work: _Work,
+    walk: ImagesCursor,
+    fetched: Sequence[images.PluImage],
+    last: bool,
+    deps: SyncDeps,
+) -> StepOutcome:
+    locked = connection.execute(_SQL.lock_run.sql, {"run_id": work.run_id}).fetchone()
+    if locked is None:
+        raise SyncRunNotFound(f"sync run {work.run_id} disappeared")
+    if locked["status"] not in ACTIVE or locked["cursor"] != work.stored_cursor:
+        # Another step moved the run meanwhile: its rows are written, these are not.
+        state = _ENDED_STATE.get(locked["status"], "more")
+        return _outcome(work.tenant_id, work.run_id, state, _stored_cursor(locked))
+    at = deps.clock()
+    store = deps.image_store
+    if walk.job is not None:
+        job_id = UUID(walk.job)
+    else:
+        bucket = store.bucket if store is not None else ""
+        job_id = images.open_job(connection, work.tenant_id, work.run_id, bucket, work.created_by, at)
+    counts = images.write_page(connection, work.tenant_id, job_id, walk.rows + 1, fetched, last=last, at=at)
+    following = (
+        work.cursor.following(None)
+        if last
+        else replace(
+            work.cursor,
+            page=work.cursor.page + 1,
+            images=ImagesCursor(
+                str(job_id), fetched[-1].plu.code if fetched else walk.after, walk.rows + len(fetched)
+            ),
+        )
+    )
+    stats = dict(locked["per_entity_stats"])
+    current = _image_stats(stats)
+    for key, value in (
+        ("extracted", counts.extracted),
+        ("loaded", counts.loaded),
+        ("skipped", counts.skipped),
+        ("failed", counts.failed),
+    ):
+        current[key] = int(current.get(key, 0)) + value
+    current["status"] = "completed" if last else "running"
+    stats[PRODUCT_IMAGES] = current
+    connection.execute(
+        _SQL.record_page.sql,
+        {
+            "run_id": work.run_id,
+            "current_entity": None,
+            "cursor": Jsonb(following.as_json()),
+            "per_entity_stats": Jsonb(stats),
+        },
+    )
+    return _outcome(work.tenant_id, work.run_id, "finished" if following.done else "more", following)
+
+
+def _image_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's product_images stats so far (zero when the run was started without them)."""
+    base = {"extracted": 0, "loaded": 0, "failed": 0, "skipped": 0, "archived_only": 0, "status": "pending"}
+    return {**base, **(stats.get(PRODUCT_IMAGES) or {})}
+
+
+def _close_image_job(connection: Connection, cursor: Cursor | None, error: str, deps: SyncDeps) -> None:
+    """The run ends in its images phase (failed, cancelled): its import job ends ``failed``."""
+    if cursor is not None and cursor.images is not None and cursor.images.job is not None:
+        images.close_job(connection, UUID(cursor.images.job), error, deps.clock())
+
+
 # ---------------------------------------------------------------- ending and parking
 
 
@@ -601,7 +777,7 @@ def finalize(tenant_id: UUID, run_id: UUID, *, deps: SyncDeps) -> bool:
         if locked["status"] == "completed":
             return False
         cursor = _stored_cursor(locked)
-        if locked["status"] not in ACTIVE or cursor is None or cursor.entity is not None:
+        if locked["status"] not in ACTIVE or cursor is None or not cursor.done:
             raise RunNotFinished(f"sync run {run_id} is {locked['status']} and not at its end")
         entity_types = frozenset(EntityType(value) for value in locked["entity_types"])
         mode = Mode(locked["mode"])
@@ -642,9 +818,11 @@ def fail(
         message = bounded_error(error, _connection_secrets(connection, run_id, deps.cipher))
         stats = dict(locked["per_entity_stats"])
         cursor = _stored_cursor(locked)
-        reading = cursor.entity if cursor is not None else EntityType(locked["entity_types"][0])
-        if reading is not None and reading.value in stats:
-            stats[reading.value] = {**stats[reading.value], "status": "failed"}
+        reading = cursor.phase if cursor is not None else EntityType(locked["entity_types"][0])
+        key = reading.value if isinstance(reading, EntityType) else reading
+        if key is not None and key in stats:
+            stats[key] = {**stats[key], "status": "failed"}
+        _close_image_job(connection, cursor, message, deps)
         connection.execute(
             _SQL.fail_run.sql,
             {"run_id": run_id, "at": deps.clock(), "error": message, "per_entity_stats": Jsonb(stats)},

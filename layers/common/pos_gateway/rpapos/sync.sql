@@ -7,7 +7,7 @@
 -- engine opens them, they never leave it).
 SELECT r.id, r.mode, r.status, r.paused, r.cancel_requested,
        r.entity_types::text[] AS entity_types, r.current_entity::text AS current_entity, r.cursor,
-       r.date_from, r.date_to, r.started_at,
+       r.date_from, r.date_to, r.started_at, r.include_images, r.created_by,
        c.id AS connection_id, c.subdomain, c.usuario, c.password_encrypted, c.timezone,
        c.currency_code, c.tipo_gestion_map, c.soap_token_encrypted, c.estacion_trabajo,
        c.last_synced_at, c.deleted_at AS connection_deleted_at

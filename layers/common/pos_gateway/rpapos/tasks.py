@@ -12,9 +12,12 @@ a small outcome: states carry ids and cursors, never records.
 - ``finalize`` / ``fail``: end the run completed / failed (``fail`` with the error a Catch
   recorded; nothing to do when the run has ended already).
 
-Failures keep the names the definition matches on: what passes with time (RPApos, the database
-or Secrets Manager unavailable) is raised as ``RetryLater``, whatever the subclass (Retry with
-backoff); anything else as it is (Catch, then ``fail``).
+Failures keep the names the definition matches on: what passes with time (RPApos, the database,
+Secrets Manager or the product images bucket unavailable) is raised as ``RetryLater``, whatever
+the subclass (Retry with backoff); anything else as it is (Catch, then ``fail``).
+
+Runs with ``include_images`` store the images in PRODUCT_IMAGES_BUCKET (S3; moto's locally,
+through AWS_ENDPOINT_URL).
 """
 
 import json
@@ -24,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import UUID
 
+import boto3
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +39,7 @@ from pos_gateway.crypto import cipher_from_secret
 from pos_gateway.db import ConnectionFactory, DatabaseUnavailable, queries, tenant_transaction
 from pos_gateway.providers.errors import RetryLater
 from pos_gateway.rpapos import sync
+from pos_gateway.rpapos.images import S3ImageStore
 from pos_gateway.rpapos.rest import tenant_base_url
 from pos_gateway.rpapos.soap import DEFAULT_ENDPOINT, RpaposSoapClient
 from pos_gateway.rpapos.sync import SyncDeps, SyncRunNotFound
@@ -181,6 +187,9 @@ def sync_deps_from_settings(settings: RpaposSyncSettings) -> Callable[[], SyncDe
         database_credentials(settings.db_secret_arn, settings.secret_max_age_seconds)
     )
     endpoint = settings.rpapos_soap_endpoint or DEFAULT_ENDPOINT
+    image_store = (
+        S3ImageStore(settings.product_images_bucket, s3_client()) if settings.product_images_bucket else None
+    )
     template = settings.rpapos_base_url_template
 
     def base_url(subdomain: str) -> str:
@@ -203,9 +212,19 @@ def sync_deps_from_settings(settings: RpaposSyncSettings) -> Callable[[], SyncDe
             soap_client=soap_client,
             base_url=base_url,
             page_size=settings.page_size,
+            image_store=image_store,
+            image_page_size=settings.image_page_size,
+            image_step_seconds=settings.image_step_seconds,
         )
 
     return deps
+
+
+def s3_client() -> Any:
+    """The images' S3 client: bounded waits (botocore retries throttling and 5xx itself); what
+    still fails is the store's RetryLater, and the state machine retries the step."""
+    config = Config(connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.client("s3", config=config)
 
 
 def sync_tasks_from_settings(settings: RpaposSyncSettings, sfn_client: Any) -> SyncTasks:
