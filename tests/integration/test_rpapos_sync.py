@@ -551,9 +551,10 @@ def test_archive_only_entities_are_archived_and_counted_not_loaded(
     run_to_end(shop, run.id, deps)
 
     assert_everything_loaded(owner, shop, run.id)
-    for entity_stats in stats_of(owner, run.id).values():
+    for entity, entity_stats in stats_of(owner, run.id).items():
         assert entity_stats["status"] == "archived_only"
         assert entity_stats["archived_only"] == entity_stats["extracted"] > 0
+        assert entity_stats["reason"] == ARCHIVE_ONLY[EntityType(entity)].reason
 
 
 def test_per_parent_entities_without_loaded_parents_complete_empty(

@@ -647,8 +647,12 @@ def _add_counts(
     }
     for key, value in counts.items():
         current[key] = int(current.get(key, 0)) + value
-    if done:
-        current["status"] = "archived_only" if entity in ARCHIVE_ONLY else "completed"
+    if done and entity in ARCHIVE_ONLY:
+        # Archived, never loaded: the stats say why, for the operator reading the run.
+        current["status"] = "archived_only"
+        current["reason"] = ARCHIVE_ONLY[entity].reason
+    elif done:
+        current["status"] = "completed"
     else:
         current["status"] = "running"
     updated[entity.value] = current
