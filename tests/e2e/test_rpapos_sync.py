@@ -392,7 +392,7 @@ def test_the_scheduler_starts_a_due_connection_once(rpapos: LocalStack, admin: C
     report = stack.run_schedule(SCHEDULER)
 
     # Then one incremental run is started, and its execution (named after it) completes it
-    assert report == {"due": 1, "started": 1, "skipped": 0, "startFailures": 0}
+    assert report == {"due": 1, "started": 1, "skipped": 0, "startFailures": 0, "abandoned": 0}
     (started,) = runs_of(stack, shop)
     assert started["mode"] == "incremental"
     execution = wait_until(lambda: run_row(stack, started["id"])["execution_arn"], what="the execution")

@@ -23,7 +23,11 @@ from tests.helpers import one, unique
 from tests.integration.test_rpapos_runs import CIPHER, new_connection, run_row
 
 Conn = psycopg.Connection[Any]
-FUNCTIONS = ("rpapos_scheduler_due_connections(integer)", "rpapos_sync_run_tenant(uuid)")
+FUNCTIONS = (
+    "rpapos_scheduler_due_connections(integer)",
+    "rpapos_sync_run_tenant(uuid)",
+    "rpapos_unstarted_runs(integer,integer)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,14 @@ def rpapos_role(database: Database) -> Iterator[ConnectionFactory]:
     factory.close()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def quiet(owner: Conn) -> None:
-    """No connection of earlier tests is due: each test sees only its own."""
+    """No connection or run of earlier tests is due or abandoned: each test sees only its own."""
     owner.execute("UPDATE rpapos.rpapos_connection SET sync_interval_minutes = NULL")
+    owner.execute(
+        "UPDATE rpapos.rpapos_sync_run SET execution_arn = 'arn:aws:states:earlier-test'"
+        " WHERE status = 'running' AND execution_arn IS NULL"
+    )
 
 
 class Starter:
@@ -199,7 +207,9 @@ def test_a_tick_starts_one_incremental_run_per_due_connection(
 
     # Then each due connection has one running incremental run, started under its own name
     assert report == ScheduleReport(due=2, started=2)
-    assert report.model_dump(by_alias=True) == {"due": 2, "started": 2, "skipped": 0, "startFailures": 0}
+    assert report.model_dump(by_alias=True) == {
+        "due": 2, "started": 2, "skipped": 0, "startFailures": 0, "abandoned": 0
+    }  # fmt: skip
     created = {
         row["connection_id"]: row
         for row in owner.execute(
@@ -391,3 +401,52 @@ def test_park_stores_the_token_or_answers_it_when_the_run_goes_on(
     }
     assert run_row(owner, run_id)["task_token"] == "t-2"
     assert len(sfn.successes) == 1
+
+
+def test_a_run_whose_start_was_lost_is_ended_and_frees_its_connection(
+    owner: Conn, rpapos_role: ConnectionFactory, quiet: None
+) -> None:
+    # Given runs left running: one with no execution for 20 minutes (its start was lost), one with
+    # no execution for a minute (its execution is starting), one attached to an execution long ago
+    tenant, lost_connection = connection(owner, interval=None)
+    lost = add_run(owner, tenant, lost_connection, status="running", minutes_ago=20)
+    young_tenant, young_connection = connection(owner, interval=None)
+    young = add_run(owner, young_tenant, young_connection, status="running", minutes_ago=1)
+    busy_tenant, busy_connection = connection(owner, interval=None)
+    busy = add_run(owner, busy_tenant, busy_connection, status="running", minutes_ago=60)
+    owner.execute("UPDATE rpapos.rpapos_sync_run SET execution_arn = 'arn:x' WHERE id = %s", (busy,))
+
+    # When the scheduler ticks
+    report = RpaposScheduler(rpapos_role, Starter(), max_runs=10).tick()
+
+    # Then only the lost run ended failed, saying why, on the run and its connection
+    assert report.abandoned == 1
+    ended = one(
+        owner.execute(
+            "SELECT status, completed_at, last_error FROM rpapos.rpapos_sync_run WHERE id = %s", (lost,)
+        ).fetchone()
+    )
+    assert ended["status"] == "failed"
+    assert ended["completed_at"] is not None
+    assert "never started" in ended["last_error"]
+    noted = one(
+        owner.execute(
+            "SELECT last_error FROM rpapos.rpapos_connection WHERE id = %s", (lost_connection,)
+        ).fetchone()
+    )
+    assert "never started" in noted["last_error"]
+    for untouched in (young, busy):
+        assert (
+            one(
+                owner.execute(
+                    "SELECT status FROM rpapos.rpapos_sync_run WHERE id = %s", (untouched,)
+                ).fetchone()
+            )["status"]
+            == "running"
+        )
+
+
+def test_the_unstarted_listing_refuses_a_grace_shorter_than_a_minute(rpapos_role: ConnectionFactory) -> None:
+    conn = rpapos_role.get()
+    with pytest.raises(psycopg.errors.InvalidParameterValue), tenant_transaction(conn, None):
+        conn.execute("SELECT * FROM rpapos.rpapos_unstarted_runs(10, 5)")

@@ -42,6 +42,11 @@ class DueConnection(BaseModel):
     tenant_id: UUID
 
 
+# An execution records its ARN on the run in its first task, within seconds of its start.
+UNSTARTED_GRACE_SECONDS = 900
+UNSTARTED_ERROR = "the run's execution never started (its start was lost); start the run again"
+
+
 class ScheduleReport(BaseModel):
     """What one tick did."""
 
@@ -51,6 +56,8 @@ class ScheduleReport(BaseModel):
     started: int = 0
     # Busy (a run started meanwhile), disconnected or deleted since the listing.
     skipped: int = 0
+    # Runs left running with no execution past the grace period (their start was lost): failed.
+    abandoned: int = 0
     start_failures: int = Field(default=0, alias="startFailures")
 
 
@@ -61,13 +68,20 @@ def execution_input(tenant_id: UUID, run_id: UUID) -> dict[str, str]:
 
 class RpaposScheduler:
     def __init__(
-        self, connections: ConnectionFactory, start_execution: StartExecution, *, max_runs: int
+        self,
+        connections: ConnectionFactory,
+        start_execution: StartExecution,
+        *,
+        max_runs: int,
+        unstarted_grace_seconds: int = UNSTARTED_GRACE_SECONDS,
     ) -> None:
         self._connections = connections
         self._start_execution = start_execution
         self._max_runs = max_runs
+        self._unstarted_grace_seconds = unstarted_grace_seconds
 
     def tick(self) -> ScheduleReport:
+        abandoned = self._end_unstarted_runs()
         connection = self._connections.get()
         with tenant_transaction(connection, None):
             rows = connection.execute(_SQL.due_connections.sql, {"limit": self._max_runs}).fetchall()
@@ -81,7 +95,22 @@ class RpaposScheduler:
                 started += 1
             else:
                 failures += 1
-        return ScheduleReport(due=len(due), started=started, skipped=skipped, start_failures=failures)
+        return ScheduleReport(
+            due=len(due), started=started, skipped=skipped, start_failures=failures, abandoned=abandoned
+        )
+
+    def _end_unstarted_runs(self) -> int:
+        """Fail the runs whose execution never started, so their connections are free again."""
+        connection = self._connections.get()
+        with tenant_transaction(connection, None):
+            rows = connection.execute(
+                _SQL.unstarted_runs.sql,
+                {"grace_seconds": self._unstarted_grace_seconds, "limit": self._max_runs},
+            ).fetchall()
+        for row in rows:
+            logger.warning("rpapos sync run never started", extra={"sync_run_id": str(row["sync_run_id"])})
+            self._fail_unstarted(row["sync_run_id"], row["tenant_id"], UNSTARTED_ERROR)
+        return len(rows)
 
     def _create_run(self, due: DueConnection) -> runs.SyncRun | None:
         connection = self._connections.get()
@@ -103,16 +132,16 @@ class RpaposScheduler:
         except Exception as exc:  # whatever the SDK raises, the run must not stay running
             reason = f"the scheduled sync could not be started: {type(exc).__name__}: {exc}"
             logger.exception("rpapos sync run not started", extra={"sync_run_id": str(run.id)})
-            self._fail_unstarted(run, " ".join(reason.split())[:MAX_ERROR_CHARS])
+            self._fail_unstarted(run.id, run.tenant_id, " ".join(reason.split())[:MAX_ERROR_CHARS])
             return False
         logger.info("rpapos sync run started", extra={"sync_run_id": str(run.id), "execution_arn": arn})
         return True
 
-    def _fail_unstarted(self, run: runs.SyncRun, reason: str) -> None:
+    def _fail_unstarted(self, run_id: UUID, tenant_id: UUID, reason: str) -> None:
         connection = self._connections.get()
-        with tenant_transaction(connection, run.tenant_id):
+        with tenant_transaction(connection, tenant_id):
             row = connection.execute(
-                _SQL.fail_unstarted_run.sql, {"run_id": run.id, "error": reason}
+                _SQL.fail_unstarted_run.sql, {"run_id": run_id, "error": reason}
             ).fetchone()
             if row is not None:
                 connection.execute(

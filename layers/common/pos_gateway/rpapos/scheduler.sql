@@ -6,6 +6,11 @@
 SELECT connection_id, tenant_id
   FROM rpapos.rpapos_scheduler_due_connections(%(limit)s);
 
+-- name: unstarted_runs
+-- Running runs that no execution ever picked up (0026), past the grace period.
+SELECT sync_run_id, tenant_id
+  FROM rpapos.rpapos_unstarted_runs(%(grace_seconds)s, %(limit)s);
+
 -- name: fail_unstarted_run
 -- StartExecution failed: nothing will ever run it, so it ends now and frees the connection.
 -- A run whose execution attached itself did start (the answer was lost): left alone.
