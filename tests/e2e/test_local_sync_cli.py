@@ -21,7 +21,7 @@ from tests.helpers import e2e_stack_config, one
 pytestmark = pytest.mark.e2e
 
 CATALOG_PLAN = [entity.value for entity in dependency_order(CATALOG)]
-# "  <elapsed>s  <entity>  <status>  extracted <n>  loaded <n>  skipped <n>  failed <n>"
+# A progress line: "  <seconds>s  <entity>  <status>  extracted <n>  loaded <n>  skipped <n>  failed <n>"
 PROGRESS = re.compile(
     r"^\s+\d+\.\ds\s+(?P<entity>[a-z_]+)\s+(?P<status>[a-z_]+)\s+extracted\s+(?P<extracted>\d+)"
     r"\s+loaded\s+(?P<loaded>\d+)\s+skipped\s+(?P<skipped>\d+)\s+failed\s+(?P<failed>\d+)",
