@@ -17,6 +17,7 @@ HANDLER_MODULES = (
     "functions.square_poller.app",
     "functions.token_refresher.app",
     "functions.admin_api.app",
+    "functions.field_sync.app",
 )
 IMPORT_PROBE = """
 import importlib, json, os, sys, time

@@ -35,6 +35,7 @@ class Demo:
     operator_id: UUID  # a pos_operator of Blue Bottle Cafe
     admin_id: UUID  # a platform admin
     client_id: UUID  # a client (the merchant's own admin) of Blue Bottle Cafe
+    field: "FieldDemo"  # a poultry distributor whose sellers work offline
 
     def tenant(self, name: str) -> DemoTenant:
         return next(t for t in self.tenants if t.name == name)
@@ -71,6 +72,7 @@ def load(conn: seed.Conn, cipher: CredentialCipher) -> Demo:
     admin = seed.create_user(conn, email="adam@pos-gateway.example", role="admin", full_name="Adam Admin")
     client = seed.create_user(conn, email="cleo@bluebottle.example", role="client", full_name="Cleo Owner")
     seed.add_member(conn, cafe, client, "client")
+    field = load_field(conn)
     return Demo(
         tenants=[
             DemoTenant(cafe, "Blue Bottle Cafe", "square", "MLBLUEBOTTLE01"),
@@ -80,7 +82,60 @@ def load(conn: seed.Conn, cipher: CredentialCipher) -> Demo:
         operator_id=operator,
         admin_id=admin,
         client_id=client,
+        field=field,
     )
+
+
+# ---------------------------------------------------------------- offline field sales (seed 004)
+
+FIELD_TENANT = "Avícola Don Pepe"  # sells chicken and eggs from carts, offline most of the day
+# A member of the loyalty program whose phone the sellers type as 987 654 321.
+FIELD_MEMBER_MOBILE = "+51987654321"
+
+
+@dataclass(frozen=True)
+class FieldDemo:
+    """The field-sales demo, as `.local/stack.json` names it (``field``)."""
+
+    tenant_id: UUID
+    owner_credential: str  # the admin_negocio's device
+    seller_credential: str  # the vendedor's device
+    products: dict[str, UUID]
+    member_id: UUID
+
+    def describe(self, api_url: str) -> dict[str, Any]:
+        return {
+            "tenant_id": str(self.tenant_id),
+            "tenant_name": FIELD_TENANT,
+            "push_url": f"{api_url}/sync/push",
+            "pull_url": f"{api_url}/sync/pull",
+            "owner_device_credential": self.owner_credential,
+            "seller_device_credential": self.seller_credential,
+            "products": {name: str(product_id) for name, product_id in self.products.items()},
+            "member_mobile": FIELD_MEMBER_MOBILE,
+        }
+
+
+def load_field(conn: seed.Conn) -> FieldDemo:
+    """Stock is counted and each seller sells from a daily distribution; no overselling."""
+    tenant_id = seed.create_tenant(conn, FIELD_TENANT, country="PE")
+    seed.create_field_business(conn, tenant_id, control_kilos=True, usar_distribucion=True)
+    seed.create_rule(conn, tenant_id)  # 1 point per sol
+    credentials, sellers = [], []
+    for name, role, point in (("Pepe", "admin_negocio", "Casa"), ("Rosa", "vendedor", "Carro A")):
+        user = seed.create_user(conn, email=f"{name.lower()}@donpepe.example", role="client", full_name=name)
+        sellers.append(seed.add_seller(conn, tenant_id, user, role=role, sales_point=point))
+        credentials.append(seed.register_device(conn, tenant_id, sellers[-1], label=f"{name}'s phone"))
+    # Today's kilos for Rosa's cart (the admin assigns them; devices usually push it).
+    seed.open_distribution(conn, tenant_id, vendedor_id=sellers[1], created_by=sellers[0], kilos="200.000")
+    products = {
+        "pollo": seed.create_field_product(conn, tenant_id, "Pollo entero", "9.9000", stock="500.000"),
+        "huevo": seed.create_field_product(
+            conn, tenant_id, "Huevo", "0.5000", stock="3000", product_type="huevo", unit="unidad"
+        ),
+    }
+    member = seed.create_user(conn, mobile=FIELD_MEMBER_MOBILE, full_name="María Demo")
+    return FieldDemo(tenant_id, credentials[0], credentials[1], products, member)
 
 
 # ---------------------------------------------------------------- RPApos

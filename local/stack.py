@@ -282,6 +282,7 @@ class LocalStack:
             "logs_dir": str(self.config.state_dir / "logs"),
             "tenants": [self._describe_tenant(tenant) for tenant in self.tenants],
             "rpapos": self.rpapos.describe() if self.rpapos else None,
+            "field": self.demo.field.describe(self.api_url) if self.demo else None,
         }
 
     def write_description(self) -> None:

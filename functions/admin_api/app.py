@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pos_gateway.admin.routes import SERVICES_KEY, build_resolver
 from pos_gateway.admin.services import admin_services_from_settings
-from pos_gateway.http import body_size, declares_json, proxy_error, utf8_body
+from pos_gateway.http import refuse_unreadable_body
 from pos_gateway.settings import AdminSettings
 
 logger = Logger()
@@ -25,12 +25,8 @@ app = build_resolver(logger, metrics)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, object], context: LambdaContext) -> dict[str, object]:
-    if body_size(event) > settings.max_body_bytes:
-        # Refused before anything parses it.
-        return proxy_error(413, "body_too_large", f"bodies are limited to {settings.max_body_bytes} bytes")
-    if not declares_json(event):
-        return proxy_error(415, "unsupported_media_type", "bodies must be application/json")
-    if not utf8_body(event):
-        return proxy_error(400, "malformed_json", "the body is not UTF-8 text")
+    refusal = refuse_unreadable_body(event, settings.max_body_bytes)
+    if refusal is not None:
+        return refusal
     app.append_context(**{SERVICES_KEY: services})
     return app.resolve(event, context)

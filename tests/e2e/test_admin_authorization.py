@@ -25,6 +25,7 @@ from local.fake_rpapos import FakeRpapos
 from local.stack import LocalStack
 from local.tokens import LocalIssuer
 from pos_gateway.admin.routes import build_resolver, openapi_json
+from pos_gateway.field.devices import bearer_credential
 from tests.admin_support import CIPHER, Cast, make_cast
 from tests.helpers import e2e_stack_config, rule_config, unique, unique_email
 
@@ -165,11 +166,43 @@ def _new_rpapos_connection(cast: Cast, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Field sales: a seat, a device and a product of tenant A (the owner bypasses the admin role's grants).
+def _field_user(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    return {"user_id": seed.create_user(owner, email=unique_email("seller"), role="client")}
+
+
+def _field_seller(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    user = _field_user(owner, cast)["user_id"]
+    return {"seller_id": seed.add_seller(owner, cast.tenant_a, user)}
+
+
+def _field_device(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    extra = _field_seller(owner, cast)
+    credential = seed.register_device(owner, cast.tenant_a, extra["seller_id"])
+    return {**extra, "device_id": bearer_credential(f"Bearer {credential}")[0]}
+
+
+def _field_product(owner: psycopg.Connection[Any], cast: Cast) -> dict[str, Any]:
+    return {"product_id": seed.create_field_product(owner, cast.tenant_a, unique("Pollo "), "9.9000")}
+
+
+FIELD_SETTINGS = {
+    "modo_operacion": "inventario_propio",
+    "control_kilos": True,
+    "usar_distribucion": False,
+    "permitir_venta_sin_stock": False,
+    "permitir_saldo_a_favor": False,
+    "currency": "PEN",
+}
+
+
 T = "/admin/tenants/{tenant_id}"
 W = T + "/wallets/{wallet_id}"
 R = T + "/rpapos"
 RC = R + "/connections/{connection_id}"
 RR = R + "/sync-runs/{run_id}"
+F = T + "/field"
+FP = F + "/products/{product_id}"
 MATRIX = [
     # tenants and membership
     Row("GET", "/admin/tenants", 200, 200, 403, 200),
@@ -288,6 +321,75 @@ MATRIX = [
         404,
         setup=_image_import_job,
     ),
+    # field sales (a client manages its own business: sellers, devices, products)
+    Row("GET", F + "/settings", 200, 200, 403, 404),
+    Row("PUT", F + "/settings", 200, 200, 403, 404, body=lambda c, x: FIELD_SETTINGS),
+    Row("GET", F + "/sellers", 200, 200, 403, 404),
+    Row(
+        "POST",
+        F + "/sellers",
+        201,
+        201,
+        403,
+        404,
+        setup=_field_user,
+        body=lambda c, x: {"user_id": str(x["user_id"]), "role": "vendedor", "commission_rate": "5.00"},
+    ),
+    Row("GET", F + "/sellers/{seller_id}", 200, 200, 403, 404, setup=_field_seller),
+    Row(
+        "PATCH",
+        F + "/sellers/{seller_id}",
+        200,
+        200,
+        403,
+        404,
+        setup=_field_seller,
+        body=lambda c, x: {"commission_rate": 7.5},
+    ),
+    Row(
+        "POST",
+        F + "/sellers/{seller_id}/devices",
+        201,
+        201,
+        403,
+        404,
+        setup=_field_seller,
+        body=lambda c, x: {"label": "matrix phone"},
+    ),
+    Row("GET", F + "/devices", 200, 200, 403, 404),
+    Row(
+        "POST",
+        F + "/devices/{device_id}/revoke",
+        200,
+        200,
+        403,
+        404,
+        setup=_field_device,
+        body=lambda c, x: {"reason": "lost phone"},
+    ),
+    Row("GET", F + "/products", 200, 200, 403, 404),
+    Row(
+        "POST",
+        F + "/products",
+        201,
+        201,
+        403,
+        404,
+        body=lambda c, x: {"name": unique("Pollo "), "type": "pollo", "unit": "kg", "base_price": "9.90"},
+    ),
+    Row("GET", FP, 200, 200, 403, 404, setup=_field_product),
+    Row("PATCH", FP, 200, 200, 403, 404, setup=_field_product, body=lambda c, x: {"base_price": 10.5}),
+    Row("DELETE", FP, 200, 200, 403, 404, setup=_field_product),
+    Row(
+        "PUT",
+        FP + "/inventory",
+        200,
+        200,
+        403,
+        404,
+        setup=_field_product,
+        body=lambda c, x: {"quantity": "12.500", "reason": "weekly count"},
+    ),
     # operations (a client reads its own tenant's)
     Row("GET", "/admin/transactions", 200, 200, 403, 200),
     Row("GET", "/admin/reward-events", 200, 200, 403, 200),
@@ -372,7 +474,16 @@ SELECT (SELECT count(*) FROM audit.admin_audit_logs WHERE action <> 'platform.re
        (SELECT count(*) FROM rpapos.rpapos_connection) AS rpapos_connections,
        (SELECT max(updated_at) FROM rpapos.rpapos_connection) AS rpapos_connections_at,
        (SELECT count(*) FROM rpapos.rpapos_sync_run) AS sync_runs,
-       (SELECT max(updated_at) FROM rpapos.rpapos_sync_run) AS sync_runs_at
+       (SELECT max(updated_at) FROM rpapos.rpapos_sync_run) AS sync_runs_at,
+       (SELECT count(*) FROM field_sales.business_settings) AS field_settings,
+       (SELECT max(updated_at) FROM field_sales.business_settings) AS field_settings_at,
+       (SELECT count(*) FROM field_sales.business_users) AS field_sellers,
+       (SELECT max(updated_at) FROM field_sales.business_users) AS field_sellers_at,
+       (SELECT count(*) FROM field_sales.devices) AS field_devices,
+       (SELECT max(updated_at) FROM field_sales.devices) AS field_devices_at,
+       (SELECT count(*) FROM field_sales.products) AS field_products,
+       (SELECT max(updated_at) FROM field_sales.products) AS field_products_at,
+       (SELECT max(updated_at) FROM field_sales.inventory) AS field_inventory_at
 """
 
 
@@ -380,6 +491,10 @@ def _fingerprint(owner: psycopg.Connection[Any]) -> dict[str, Any]:
     row = owner.execute(FINGERPRINT).fetchone()
     assert row is not None
     return dict(row)
+
+
+# What a setup may hand to a route's path parameters.
+PATH_KEYS = ("user_id", "version", "connection_id", "run_id", "seller_id", "device_id", "product_id")
 
 
 @pytest.mark.parametrize("row", MATRIX, ids=lambda row: f"{row.method} {row.template}")
@@ -393,11 +508,7 @@ def test_route_answers_each_caller_as_its_role_allows(stack: LocalStack, row: Ro
         params = {
             "tenant_id": cast.tenant_a,
             "wallet_id": cast.wallet_a,
-            **{
-                key: value
-                for key, value in extra.items()
-                if key in ("user_id", "version", "connection_id", "run_id")
-            },
+            **{key: value for key, value in extra.items() if key in PATH_KEYS},
         }
         url = stack.api_url + row.template.format(**params)
         body = None if row.body is None else row.body(cast, extra)

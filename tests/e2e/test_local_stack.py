@@ -157,8 +157,12 @@ def test_stack_description_is_written(stack: LocalStack) -> None:
     square = described["tenants"][0]["square"]
     assert square["notification_url"].endswith("/webhooks/square")
     assert square["signature_key"] == stack.signature_key
+    field = described["field"]
+    assert field["push_url"] == f"{stack.api_url}/sync/push"
+    assert field["seller_device_credential"].startswith("fsd_")
     with psycopg.connect(described["database_url"]) as conn:
-        assert conn.execute("SELECT count(*) FROM identity.tenants").fetchone() == (3,)
+        # The three POS merchants and the field-sales business.
+        assert conn.execute("SELECT count(*) FROM identity.tenants").fetchone() == (4,)
 
 
 def _wallet_id(stack: LocalStack, tenant: str, email: str) -> str:

@@ -13,6 +13,7 @@ APP_ROLES = (
     "pos_gateway_wallet_api",
     "pos_gateway_linker",
     "pos_gateway_rpapos",
+    "pos_gateway_field",
 )
 SEED_001_TABLES = {
     ("identity", "users"),
@@ -250,6 +251,17 @@ def test_app_roles_are_unprivileged(catalog, role):
         (role, role),
     ).fetchall()
     assert inherited == []
+
+
+@pytest.mark.parametrize("role", APP_ROLES)
+def test_app_roles_end_transactions_left_idle(catalog, role):
+    settings = catalog.execute(
+        "SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole"
+        " WHERE r.rolname = %s AND s.setdatabase = 0",
+        (role,),
+    ).fetchone()
+    assert settings is not None
+    assert "idle_in_transaction_session_timeout=60s" in settings["setconfig"]
 
 
 @pytest.mark.parametrize("role", APP_ROLES)

@@ -8,6 +8,14 @@ import pytest
 from pydantic import ValidationError
 
 from local import template
+from pos_gateway.field.operations import (
+    Collection,
+    NewAbono,
+    NewCustomer,
+    NewSale,
+    parse_operation,
+    parse_push_body,
+)
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.square import is_valid_signature, parse_event
 
@@ -44,7 +52,7 @@ def test_forged_sample_does_not_verify() -> None:
 def test_http_samples_target_routes_of_the_template() -> None:
     route_keys = {route.route_key for route in template.load().routes}
 
-    for path in (EVENTS / "webhook_ingest").glob("*.json"):
+    for path in [*(EVENTS / "webhook_ingest").glob("*.json"), *(EVENTS / "field_sync").glob("*.json")]:
         assert json.loads(path.read_text())["routeKey"] in route_keys, path.name
 
 
@@ -60,3 +68,14 @@ def test_sqs_sample_holds_one_credit_request_and_one_poison_record() -> None:
 @pytest.mark.parametrize("path", sorted((EVENTS / "square").glob("*.json")), ids=lambda p: p.name)
 def test_demo_webhook_bodies_are_square_events(path: Path) -> None:
     assert parse_event(path.read_bytes()).merchant_id.startswith("ML")
+
+
+def test_field_push_sample_is_a_valid_push() -> None:
+    event = _load("field_sync/push.json")
+    items = parse_push_body(str(event["body"]).encode())
+    shapes = {Collection.CUSTOMERS: NewCustomer, Collection.SALES: NewSale, Collection.ABONOS: NewAbono}
+
+    for item in items:
+        operation = parse_operation(item)
+        assert operation.target is not None
+        shapes[operation.target].model_validate(operation.data)

@@ -129,6 +129,18 @@ def utf8_body(event: Mapping[str, object]) -> bool:
     return True
 
 
+def refuse_unreadable_body(event: Mapping[str, object], max_bytes: int) -> dict[str, object] | None:
+    """The refusal of a body too large, not declared JSON, or not UTF-8, made before anything
+    parses it (a proxy result); None when the body may be read."""
+    if body_size(event) > max_bytes:
+        return proxy_error(413, "body_too_large", f"bodies are limited to {max_bytes} bytes")
+    if not declares_json(event):
+        return proxy_error(415, "unsupported_media_type", "bodies must be application/json")
+    if not utf8_body(event):
+        return proxy_error(400, "malformed_json", "the body is not UTF-8 text")
+    return None
+
+
 def plain_json(value: Any) -> Any:
     """JSON read back from the database, as numbers again: fractions load as Decimal (so rule
     rates stay exact in code), which an API answer must show as the number that was stored."""

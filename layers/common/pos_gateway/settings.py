@@ -125,3 +125,10 @@ class RpaposSchedulerSettings(DatabaseSettings):
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", min_length=1)
     # Bounded work per tick: at most this many runs started (the longest waiting first).
     max_runs: int = Field(default=50, alias="RPAPOS_SCHEDULER_MAX_RUNS", ge=1, le=1000)
+
+
+class FieldSyncSettings(DatabaseSettings):
+    # Synced sales with a customer are enqueued for crediting (the outbox sweeper covers failures).
+    ingest_queue_url: str = Field(alias="INGEST_QUEUE_URL", min_length=1)
+    # 500 operations of a few KiB each; anything larger is refused before it is parsed.
+    max_body_bytes: int = Field(default=4_194_304, alias="FIELD_MAX_BODY_BYTES", ge=65_536, le=6_291_456)

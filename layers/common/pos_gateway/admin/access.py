@@ -41,6 +41,8 @@ class Permission(StrEnum):
     OPERATIONS_READ = "operations.read"
     OPERATIONS_WRITE = "operations.write"
     AUDIT_READ = "audit.read"
+    FIELD_READ = "field.read"  # field sales: settings, sellers, devices, products, stock
+    FIELD_WRITE = "field.write"
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
@@ -57,6 +59,9 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.SYNC_WRITE,
             Permission.OPERATIONS_READ,
             Permission.AUDIT_READ,
+            # A merchant manages its own sellers, their devices and its catalog.
+            Permission.FIELD_READ,
+            Permission.FIELD_WRITE,
         }
     ),
     Role.POS_OPERATOR: frozenset({Permission.WALLETS_READ}),

@@ -36,6 +36,12 @@ def redacted(state: Any) -> Any:
     return to_jsonable_python(state)
 
 
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The before / after of an update as its audit row keeps them: only what changed."""
+    changed = [key for key in after if before.get(key) != after[key]]
+    return {key: before.get(key) for key in changed}, {key: after[key] for key in changed}
+
+
 def record_action(
     connection: Connection,
     *,

@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from pos_gateway.admin.access import not_found
+from pos_gateway.admin.audit import changed_fields
 from pos_gateway.admin.inputs import RequestBody
 from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
@@ -413,15 +414,14 @@ def update_connection(
     parameters["credentials_changed"] = bool(_CREDENTIALS & requested.keys())
     change.connection.execute(_SQL.update_connection.sql, parameters)
     after = get_connection(change.connection, connection_id)
-    old, new = _audited(before), _audited(after)
-    changed = [key for key in new if old[key] != new[key]]
+    old, new = changed_fields(_audited(before), _audited(after))
     change.audit(
         "rpapos_connection.update",
         target_type="rpapos_connection",
         target_id=connection_id,
-        before={key: old[key] for key in changed},
+        before=old,
         # Secrets given again are replaced even when the same ones were held: said by name.
-        after={**{key: new[key] for key in changed}, "resealed": [s for s in _SECRETS if requested.get(s)]},
+        after={**new, "resealed": [s for s in _SECRETS if requested.get(s)]},
     )
     return after
 

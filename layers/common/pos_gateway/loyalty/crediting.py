@@ -4,6 +4,7 @@ from aws_lambda_powertools import Logger
 
 from pos_gateway.db import ConnectionFactory, NotFound, tenant_transaction
 from pos_gateway.db.connection import Connection
+from pos_gateway.field import loyalty_feed
 from pos_gateway.loyalty.clover_crediting import CloverCrediting
 from pos_gateway.loyalty.earning import earn
 from pos_gateway.loyalty.models import ProcessingOutcome, ProcessingResult
@@ -53,7 +54,17 @@ class CreditingService:
             if self._clover is None:
                 raise RuntimeError("Clover crediting is not configured (ENCRYPTION_KEYS_SECRET_ARN)")
             return self._clover.apply(connection, raw)
+        if raw.provider == Provider.FIELD:
+            return _apply_field(repository, raw)
         return _apply_square(repository, raw)
+
+
+def _apply_field(repository: CreditingRepository, raw: RawEvent) -> ProcessingResult:
+    """A field sale earns like a payment; its void reverses like a full refund."""
+    event = loyalty_feed.event_of(raw.raw_payload)
+    if isinstance(event, loyalty_feed.FieldVoidEvent):
+        return reverse(repository, raw.tenant_id, raw.id, event.refund())
+    return earn(repository, raw.tenant_id, raw.id, event.payment())
 
 
 def _apply_square(repository: CreditingRepository, raw: RawEvent) -> ProcessingResult:

@@ -8,6 +8,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 class Provider(StrEnum):
     SQUARE = "square"
     CLOVER = "clover"
+    FIELD = "field"  # offline field-sales devices (pos_gateway.field), authenticated per device
 
 
 class CustomerRef(BaseModel):

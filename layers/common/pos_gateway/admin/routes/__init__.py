@@ -14,6 +14,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pos_gateway.admin.routes import (
     audit_logs,
     connections,
+    field,
     operations,
     rpapos,
     rules,
@@ -41,6 +42,7 @@ ROUTERS = (
     rules.router,
     connections.router,
     rpapos.router,
+    field.router,
     operations.router,
     audit_logs.router,
 )
