@@ -9,14 +9,16 @@
 4. Cold import of each handler module against ``import boto3``, each in a fresh interpreter.
 5. RPApos catalog sync: 100,000 PLUs (BENCH_RPAPOS_PLUS or --rpapos-plus) through the engine's
    ``advance``, page after page, against the same pages fetched bare and written with COPY.
+6. Field push: batches of 500 offline field-sales operations (customers, sales, abonos) through
+   ``PushService.push``, against the same rows in plain SQL, one transaction per batch.
 
 Uses DATABASE_URL when set (a fresh database, dropped afterwards), else an embedded
 PostgreSQL (pgserver) in a temporary directory. AWS is always moto, in-process.
 
-    PYTHONPATH=layers/common:. .venv/bin/python -m bench.run [--quick] [--events N] ...
+    PYTHONPATH=layers/common:. .venv/bin/python -m bench.run [--quick] [--events N] [--only field] ...
 
 This module is the CLI and the report; the phases live in bench.ingest, bench.crediting,
-bench.mixed, bench.imports and bench.rpapos_sync, the workloads in bench.fixture and
+bench.mixed, bench.imports, bench.rpapos_sync and bench.field_push, the workloads in bench.fixture and
 bench.mixed_plan, the timing in bench.measure.
 """
 
@@ -27,14 +29,16 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import IO
 
 from moto import mock_aws
 
 from bench.crediting import SQS_BATCH_SIZE, bench_crediting
 from bench.database import bench_database
 from bench.environment import configure_environment
-from bench.fixture import seed_fixture
+from bench.field_push import DEFAULT_BATCHES, QUICK_BATCHES, bench_field_push
+from bench.fixture import Fixture, seed_fixture
 from bench.imports import bench_imports
 from bench.ingest import bench_ingest
 from bench.measure import Row, peak_rss_row
@@ -50,7 +54,10 @@ mixed = the same for payments, plus refunds (refund row, reversal event, ledger 
 marker; a repeated refund only its marker) and redemptions (redeem event, debit, completed key,
 as the wallet API's role), numbers from the plan, wallets opened beforehand on both sides;
 import = `import boto3` in a fresh interpreter (median of {runs}; handlers imported with no
-AWS or database reachable, and without moto)."""
+AWS or database reachable, and without moto); field push = json.loads of the same body, then the
+same rows in plain SQL (pipelined executemany), one transaction per 500-operation batch, same role,
+tenant set: no validation, reads, savepoints, advisory lock or idempotency lookups."""
+PHASES = ("ingest", "crediting", "mixed", "rpapos", "field", "imports")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,8 @@ class Options:
     members: int
     random_seed: int
     rpapos_plus: int
+    field_batches: int
+    phases: frozenset[str]
 
 
 def parse_args(argv: Sequence[str] | None) -> Options:
@@ -77,6 +86,14 @@ def parse_args(argv: Sequence[str] | None) -> Options:
     parser.add_argument(
         "--rpapos-plus", type=int, help=f"PLUs of the RPApos sync ({PLUS_ENV}; default {DEFAULT_PLUS:,})"
     )
+    parser.add_argument(
+        "--field-batches",
+        type=int,
+        help=f"timed field push batches of 500 per side (default {DEFAULT_BATCHES}, quick {QUICK_BATCHES})",
+    )
+    parser.add_argument(
+        "--only", action="append", choices=PHASES, help="run this phase only (repeatable; default all)"
+    )
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     args = parser.parse_args(argv)
     small = args.quick
@@ -88,8 +105,17 @@ def parse_args(argv: Sequence[str] | None) -> Options:
         members=args.members,
         random_seed=args.seed,
         rpapos_plus=_pick(args.rpapos_plus, _rpapos_plus(parser, QUICK_PLUS if small else DEFAULT_PLUS)),
+        field_batches=_pick(args.field_batches, QUICK_BATCHES if small else DEFAULT_BATCHES),
+        phases=frozenset(args.only or PHASES),
     )
-    counts = (options.events, options.credit_events, options.mixed_ops, options.import_runs, options.members)
+    counts = (
+        options.events,
+        options.credit_events,
+        options.mixed_ops,
+        options.import_runs,
+        options.members,
+        options.field_batches,
+    )
     if min(counts) < 1:
         parser.error("counts must be positive")
     if options.rpapos_plus < MIN_PLUS:
@@ -111,41 +137,76 @@ def _rpapos_plus(parser: argparse.ArgumentParser, default: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     configure_environment()
-    rng = random.Random(options.random_seed)
     started = time.perf_counter()
-    memory: list[Row] = []
+    report = _run_phases(options)
+    print(render([*report.rows, *report.memory]))
+    print()
+    print(NOTES.format(runs=options.import_runs))
+    for note in report.notes:
+        print(note)
+    print(f"\ntotal bench time {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+@dataclass(slots=True)
+class Report:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    memory: list[Row] = field(default_factory=list)
+
+    def add(self, phase: str, rows: Sequence[Row], *notes: str) -> None:
+        self.rows += rows
+        self.notes += notes
+        self.memory.append(peak_rss_row(phase))
+
+
+def _run_phases(options: Options) -> Report:
+    """The phases --only names (all by default), in the order of the table."""
+    wanted = options.phases
+    rng = random.Random(options.random_seed)
+    report = Report()
     with contextlib.ExitStack() as stack:
         _progress("starting the database and migrating")
         db = stack.enter_context(bench_database())
         fixture = seed_fixture(db, options.members)
-        memory.append(peak_rss_row("setup"))
+        report.memory.append(peak_rss_row("setup"))
         sink = stack.enter_context(open(os.devnull, "w", encoding="utf-8"))
-        with mock_aws():
-            _progress(f"ingest: {options.events} events per side")
-            ingest, moto_note = bench_ingest(fixture, options.events, rng)
-            memory.append(peak_rss_row("ingest"))
-            _progress(f"crediting: {options.credit_events} events per side, batches of {SQS_BATCH_SIZE}")
-            crediting = bench_crediting(fixture, options.credit_events, rng, sink)
-            memory.append(peak_rss_row("crediting"))
-            _progress(f"mixed crediting: {options.mixed_ops} operations per side")
-            mixed, mixed_note = bench_mixed(fixture, options.mixed_ops, rng, sink)
-            memory.append(peak_rss_row("mixed crediting"))
+        if wanted & {"ingest", "crediting", "mixed"}:
+            with mock_aws():
+                _aws_phases(options, fixture, rng, sink, report)
         # Outside moto: its mock also intercepts requests, which both sides of this phase use.
-        _progress(f"rpapos sync: {options.rpapos_plus:,} PLUs per side")
-        rpapos, rpapos_note = bench_rpapos_sync(fixture.db, options.rpapos_plus, sink)
-        memory.append(peak_rss_row("rpapos sync"))
-    _progress(f"cold imports: {options.import_runs} fresh interpreters each")
-    imports = bench_imports(options.import_runs)
+        if "rpapos" in wanted:
+            _progress(f"rpapos sync: {options.rpapos_plus:,} PLUs per side")
+            rpapos, rpapos_note = bench_rpapos_sync(fixture.db, options.rpapos_plus, sink)
+            report.add("rpapos sync", rpapos, rpapos_note)
+        if "field" in wanted:
+            _progress(f"field push: {options.field_batches} timed batches of 500 operations per side")
+            # Its own generator: the same plan whether it runs alone or after the other phases.
+            field_rows, field_note = bench_field_push(
+                db, options.field_batches, random.Random(options.random_seed), sink
+            )
+            report.add("field push", field_rows, field_note)
+    if "imports" in wanted:
+        _progress(f"cold imports: {options.import_runs} fresh interpreters each")
+        report.rows += bench_imports(options.import_runs)
     _progress("done")
-    rows = [*ingest, *crediting, *mixed, *rpapos, *imports, *memory]
-    print(render(rows))
-    print()
-    print(NOTES.format(runs=options.import_runs))
-    print(moto_note)
-    print(mixed_note)
-    print(rpapos_note)
-    print(f"\ntotal bench time {time.perf_counter() - started:.1f} s")
-    return 0
+    return report
+
+
+def _aws_phases(
+    options: Options, fixture: Fixture, rng: random.Random, sink: IO[str], report: Report
+) -> None:
+    if "ingest" in options.phases:
+        _progress(f"ingest: {options.events} events per side")
+        ingest, moto_note = bench_ingest(fixture, options.events, rng)
+        report.add("ingest", ingest, moto_note)
+    if "crediting" in options.phases:
+        _progress(f"crediting: {options.credit_events} events per side, batches of {SQS_BATCH_SIZE}")
+        report.add("crediting", bench_crediting(fixture, options.credit_events, rng, sink))
+    if "mixed" in options.phases:
+        _progress(f"mixed crediting: {options.mixed_ops} operations per side")
+        mixed, mixed_note = bench_mixed(fixture, options.mixed_ops, rng, sink)
+        report.add("mixed crediting", mixed, mixed_note)
 
 
 def render(rows: Sequence[Row]) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from local import template
 from pos_gateway.field.operations import (
@@ -73,7 +73,11 @@ def test_demo_webhook_bodies_are_square_events(path: Path) -> None:
 def test_field_push_sample_is_a_valid_push() -> None:
     event = _load("field_sync/push.json")
     items = parse_push_body(str(event["body"]).encode())
-    shapes = {Collection.CUSTOMERS: NewCustomer, Collection.SALES: NewSale, Collection.ABONOS: NewAbono}
+    shapes: dict[Collection, type[BaseModel]] = {
+        Collection.CUSTOMERS: NewCustomer,
+        Collection.SALES: NewSale,
+        Collection.ABONOS: NewAbono,
+    }
 
     for item in items:
         operation = parse_operation(item)
