@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from local import seed
 from local.database import Database
 from pos_gateway.db import ConnectionFactory
 from pos_gateway.field.devices import Device
@@ -23,6 +24,8 @@ from pos_gateway.field.loyalty_feed import FieldCustomer, FieldSaleEvent
 from pos_gateway.field.operations import OperationResult, OperationStatus, PushResponse
 from pos_gateway.field.push import PushService
 from pos_gateway.http import ApiError
+from pos_gateway.loyalty.crediting import CreditingService
+from pos_gateway.loyalty.models import ProcessingOutcome
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.models import Provider
 from tests.field_support import (
@@ -946,6 +949,38 @@ def test_a_sale_to_a_customer_with_a_phone_feeds_loyalty_exactly_once(
         CreditRequest(raw_event_id=row["id"], tenant_id=business.tenant_id, provider=Provider.FIELD)
     ]
     assert recorder.committed == [True]
+
+
+def test_a_synced_sale_is_credited_to_the_members_wallet_once(
+    owner: psycopg.Connection[Any],
+    connections: ConnectionFactory,
+    service: PushService,
+    recorder: EnqueueRecorder,
+    crediting: CreditingService,
+) -> None:
+    # Given a member whose mobile the seller types the local way, and a 1 point per sol rule
+    business = field_business(owner)
+    digits = "9" + str(uuid.uuid4().int)[:8]
+    member = seed.create_user(owner, mobile=f"+51{digits}")
+    customer_id = uuid.uuid4()
+    typed = f"{digits[:3]} {digits[3:6]} {digits[6:]}"
+    push_one(service, connections, business.seller, new_customer(customer_id, phone=typed))
+    sale = new_sale(business, kilos="4.000", unit_price="9.90", client_id=customer_id, sale_type="credito")
+
+    # When the sale is pushed twice and every enqueued request is delivered twice
+    push_one(service, connections, business.seller, sale)
+    push_one(service, connections, business.seller, sale)
+    results = [crediting.process(request) for request in recorder.requests * 2]
+
+    # Then it earned its 39 points once
+    assert [r.outcome for r in results] == [ProcessingOutcome.CREDITED, ProcessingOutcome.ALREADY_PROCESSED]
+    balance = one(
+        owner.execute(
+            "SELECT points_balance FROM loyalty.wallets WHERE tenant_id = %s AND user_id = %s",
+            (business.tenant_id, member),
+        ).fetchone()
+    )["points_balance"]
+    assert balance == 39
 
 
 def test_a_sale_without_a_reachable_customer_feeds_nothing(
