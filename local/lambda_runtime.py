@@ -6,8 +6,10 @@ between invocations, and writes its logs to ``<log_dir>/<function>.log``.
 """
 
 import importlib
+import json
 import multiprocessing
 import os
+import random
 import sys
 import time
 import traceback
@@ -60,6 +62,7 @@ def _start_environment(code_uri: str, handler: str, environment: dict[str, str],
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     sys.path.insert(0, code_uri)
+    _install_chaos_enqueue_failures()
     module_name, function_name = handler.rsplit(".", 1)
     global _handler
     _handler = getattr(importlib.import_module(module_name), function_name)
@@ -69,11 +72,89 @@ def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bo
     if _handler is None:
         return False, _error("Runtime.HandlerNotFound", "handler not initialized", "handler not initialized")
     try:
-        return True, _handler(event, LambdaContext(function_name, 512, timeout))
+        _chaos_crash("before", function_name, event)
+        result = _handler(event, LambdaContext(function_name, 512, timeout))
+        _chaos_crash("after", function_name, event)
+        return True, result
     except Exception as exc:
         # Exceptions do not always pickle; their name, message and traceback text always do.
         traceback.print_exc()
         return False, _error(type(exc).__name__, str(exc), traceback.format_exc(limit=5))
+
+
+# -- dev-only fault injection (`make chaos`, local/chaos) ---------------------------------------
+# Inert unless the chaos run sets these variables in a function's environment; never in the cloud.
+CHAOS_LOG = "LOCAL_CHAOS_LOG"  # a file each injected fault is appended to, one JSON line each
+CHAOS_CRASH_RATE = "LOCAL_CHAOS_CRASH_RATE"  # probability that an invocation crashes
+CHAOS_CRASH_FUNCTIONS = "LOCAL_CHAOS_CRASH_FUNCTIONS"  # comma-separated function names
+CHAOS_ENQUEUE_FAILURE_RATE = "LOCAL_CHAOS_ENQUEUE_FAILURE_RATE"  # probability that SendMessage fails
+CHAOS_ENQUEUE_FAILURE_FUNCTIONS = "LOCAL_CHAOS_ENQUEUE_FAILURE_FUNCTIONS"
+
+
+class ChaosCrash(RuntimeError):
+    """A crash injected by the chaos run (before the handler, or after it committed its work)."""
+
+
+class ChaosEnqueueFailure(RuntimeError):
+    """An SQS SendMessage refused by the chaos run (after ingest stored the raw event)."""
+
+
+_chaos_random = random.Random()
+
+
+def _chaos_functions(variable: str) -> set[str]:
+    return {name.strip() for name in os.environ.get(variable, "").split(",") if name.strip()}
+
+
+def _chaos_rate(variable: str) -> float:
+    try:
+        return float(os.environ.get(variable, "0") or 0)
+    except ValueError:
+        return 0.0
+
+
+def _chaos_record(kind: str, **details: Any) -> None:
+    path = os.environ.get(CHAOS_LOG)
+    if not path:
+        return
+    line = json.dumps({"kind": kind, "pid": os.getpid(), **details}, default=str) + "\n"
+    # One short O_APPEND write per line: lines of concurrent workers never interleave.
+    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(descriptor, line.encode("utf-8"))
+    finally:
+        os.close(descriptor)
+
+
+def _chaos_crash(moment: str, function_name: str, event: dict[str, Any]) -> None:
+    rate = _chaos_rate(CHAOS_CRASH_RATE)
+    if rate <= 0 or function_name not in _chaos_functions(CHAOS_CRASH_FUNCTIONS):
+        return
+    if _chaos_random.random() >= rate:
+        return
+    bodies = [record.get("body") for record in event.get("Records", []) if isinstance(record, dict)]
+    _chaos_record("handler_crash", function=function_name, moment=moment, bodies=bodies)
+    raise ChaosCrash(f"chaos: {function_name} crashed {moment} the handler")
+
+
+def _install_chaos_enqueue_failures() -> None:
+    """In the named functions' workers, SQS SendMessage fails with the configured probability
+    (registered on boto3's default session before the handler creates its clients)."""
+    rate = _chaos_rate(CHAOS_ENQUEUE_FAILURE_RATE)
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    if rate <= 0 or function_name not in _chaos_functions(CHAOS_ENQUEUE_FAILURE_FUNCTIONS):
+        return
+    import boto3  # the worker imports it anyway; only needed here
+
+    def refuse(params: dict[str, Any], **_: Any) -> None:
+        if _chaos_random.random() < rate:
+            _chaos_record("enqueue_failure", function=function_name, body=params.get("MessageBody"))
+            raise ChaosEnqueueFailure("chaos: SendMessage refused after the raw insert")
+
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("provide-client-params.sqs.SendMessage", refuse)
 
 
 def _error(error_type: str, message: str, trace: str) -> dict[str, str]:
