@@ -1127,3 +1127,25 @@ def test_a_sale_that_could_not_be_enqueued_is_still_synced(
     assert response.summary.synced == 2
     # Stored unprocessed: the outbox sweeper enqueues it later.
     assert raw_events(owner, business) == 1
+
+
+def test_a_value_the_database_refuses_undoes_that_operation_only(
+    owner: psycopg.Connection[Any], connections: ConnectionFactory, service: PushService
+) -> None:
+    """The stock's column cannot hold what the second sale would leave: its write fails (sent
+    without waiting, in the pipeline), it is refused, and the batch goes on around it."""
+    business = field_business(owner, stock="-9999998.000", permitir_venta_sin_stock=True)
+    first = new_sale(business, kilos="1.000")
+    overflowing = new_sale(business, kilos="5.000")
+    after = new_sale(business, kilos="0.500")
+
+    response = push_as(service, connections, business.seller, first, overflowing, after)
+
+    assert [outcome(result) for result in response.results] == [
+        ("synced", None),
+        ("error", "rejected_by_database"),
+        ("synced", None),
+    ]
+    assert stock(owner, business, "pollo") == Decimal("-9999999.500")
+    counts = row_counts(owner, business)
+    assert (counts["sales"], counts["sale_items"], counts["sync_operations"]) == (2, 2, 2)

@@ -21,9 +21,13 @@ _SQL = queries.load(__file__, "abonos.sql")
 
 def create(context: OperationContext) -> Applied:
     abono = parse_data(NewAbono, context.operation.data)
-    if context.fetch_one(_SQL.find_abono, id=abono.id) is not None:
+    # Both reads in one round trip (the customer locked even when the id turns out taken: the
+    # savepoint's rollback releases it).
+    existing = context.send(_SQL.find_abono, id=abono.id)
+    locked = customers.send_lock(context, abono.client_id)
+    if existing.fetchone() is not None:
         raise record_exists(abono.id)
-    customer = customers.lock_live(context, abono.client_id, "data.clientId")
+    customer = customers.live(locked.fetchone(), abono.client_id, "data.clientId")
     if abono.amount > customer["debt"] and not context.settings.permitir_saldo_a_favor:
         raise OperationRefused(
             "abono_exceeds_debt",
@@ -38,7 +42,7 @@ def create(context: OperationContext) -> Applied:
                 )
             ],
         )
-    context.returning(
+    context.write(
         _SQL.insert_abono,
         id=abono.id,
         client_id=abono.client_id,

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg.rows import DictRow
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +54,9 @@ class OperationContext:
     operation: PushedOperation
     # Raw loyalty events this operation appended: enqueued for crediting only once it landed.
     raw_event_ids: list[UUID] = field(default_factory=list)
+    # Statements sent and not read yet (see ``write``, ``append_event``), read by ``settle``.
+    _writes: list[tuple[Query, Cursor[DictRow]]] = field(default_factory=list)
+    _events: list[Cursor[DictRow]] = field(default_factory=list)
 
     @property
     def tenant_id(self) -> UUID:
@@ -73,6 +77,32 @@ class OperationContext:
         if row is None:
             raise LookupError(f"{query.name} returned no row")
         return row
+
+    def send(self, query: Query, **params: Any) -> Cursor[DictRow]:
+        """A statement sent now and read later: in the push's pipeline, statements sent one after
+        another travel in the round trip of the first one read."""
+        return self.connection.execute(query.sql, {"tenant_id": self.tenant_id, **params})
+
+    def write(self, query: Query, **params: Any) -> None:
+        """A write whose row is not needed to go on: sent now, it travels with the operation's
+        next round trip; ``settle`` checks it returned its row (as ``returning`` does)."""
+        self._writes.append((query, self.send(query, **params)))
+
+    def append_event(self, query: Query, **params: Any) -> None:
+        """A raw loyalty event, sent now; its id (none when it was there already) is added to
+        ``raw_event_ids`` by ``settle``."""
+        self._events.append(self.send(query, **params))
+
+    def settle(self) -> None:
+        """Once the operation's statements all ran (the push synced): the writes sent are read."""
+        for query, cursor in self._writes:
+            if cursor.fetchone() is None:
+                raise LookupError(f"{query.name} returned no row")
+        for cursor in self._events:
+            if (row := cursor.fetchone()) is not None:
+                self.raw_event_ids.append(row["id"])
+        self._writes.clear()
+        self._events.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +183,7 @@ def record_void(
 ) -> UUID:
     """The compensating record; its id is the opId of the device's delete."""
     void_id = context.operation.op_id
-    context.returning(
+    context.write(
         _SQL.insert_void,
         id=void_id,
         sale_id=sale_id,

@@ -5,6 +5,7 @@ the customer's row locked first, and does not bump the version (it is not the de
 from decimal import Decimal
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from pos_gateway.db import queries
@@ -30,16 +31,25 @@ def lock(context: OperationContext, customer_id: UUID) -> DictRow | None:
     return context.fetch_one(_SQL.lock_customer, id=customer_id)
 
 
+def send_lock(context: OperationContext, customer_id: UUID) -> Cursor[DictRow]:
+    """``lock``, sent now and read later (with the operation's other reads, in one round trip)."""
+    return context.send(_SQL.lock_customer, id=customer_id)
+
+
 def lock_live(context: OperationContext, customer_id: UUID, loc: str) -> DictRow:
-    row = lock(context, customer_id)
+    return live(send_lock(context, customer_id).fetchone(), customer_id, loc)
+
+
+def live(row: DictRow | None, customer_id: UUID, loc: str) -> DictRow:
+    """A locked customer row that is not deleted, else the operation's unknown reference."""
     if row is None or row["deleted_at"] is not None:
         raise unknown_reference([unknown(loc, "customer", customer_id)])
     return row
 
 
-def add_debt(context: OperationContext, customer_id: UUID, delta: Decimal) -> Decimal:
-    debt: Decimal = context.returning(_SQL.add_debt, id=customer_id, delta=delta)["debt"]
-    return debt
+def add_debt(context: OperationContext, customer_id: UUID, delta: Decimal) -> None:
+    """Sent with the operation's next round trip (the customer is locked already)."""
+    context.write(_SQL.add_debt, id=customer_id, delta=delta)
 
 
 def create(context: OperationContext) -> Applied:

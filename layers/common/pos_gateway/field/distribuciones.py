@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import NoReturn
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from pos_gateway.db import queries
@@ -38,12 +39,23 @@ def lock(context: OperationContext, distribucion_id: UUID) -> DictRow | None:
 
 
 def lock_open_of(context: OperationContext, vendedor_id: UUID) -> DictRow | None:
-    return context.fetch_one(_SQL.lock_open_distribucion, vendedor_id=vendedor_id)
+    return send_lock_open_of(context, vendedor_id).fetchone()
+
+
+def send_lock(context: OperationContext, distribucion_id: UUID) -> Cursor[DictRow]:
+    """``lock``, sent now and read later (with the operation's other reads, in one round trip)."""
+    return context.send(_SQL.lock_distribucion, id=distribucion_id)
+
+
+def send_lock_open_of(context: OperationContext, vendedor_id: UUID) -> Cursor[DictRow]:
+    """``lock_open_of``, sent now and read later."""
+    return context.send(_SQL.lock_open_distribucion, vendedor_id=vendedor_id)
 
 
 def count_sale(context: OperationContext, distribucion_id: UUID, kilos: Decimal, monto: Decimal) -> None:
-    """Kilos sold and money collected move by a sale (positive) or its void (negative)."""
-    context.returning(_SQL.count_sale, id=distribucion_id, kilos=kilos, monto=monto)
+    """Kilos sold and money collected move by a sale (positive) or its void (negative); sent with
+    the operation's next round trip (the distribution is locked already)."""
+    context.write(_SQL.count_sale, id=distribucion_id, kilos=kilos, monto=monto)
 
 
 def create(context: OperationContext) -> Applied:

@@ -10,18 +10,27 @@
   send them again (say, once stock arrived).
 - Loyalty raw events the landed sales and voids appended are enqueued for crediting after the
   commit; one that fails to enqueue is left to the outbox sweeper.
+
+The batch runs in pipeline mode: a statement whose result is not read yet travels with the next
+round trip, so an operation costs its reads plus one Sync, at which its writes' errors surface
+(still its own: every operation ends with a Sync). The landed operations are recorded with one
+insert at the end.
 """
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from aws_lambda_powertools import Logger
+from psycopg import Pipeline
+from psycopg.errors import PipelineAborted
 
 from pos_gateway.db import ConnectionFactory, queries, tenant_transaction
 from pos_gateway.db.connection import Connection
@@ -100,9 +109,13 @@ class PushService:
         fails as a whole (nothing of the batch landed then: the device sends it again)."""
         items = parse_push_body(body)
         connection = self._connections.get()
-        with tenant_transaction(connection, device.tenant_id, lock_timeout=LOCK_TIMEOUT):
-            batch = _Batch.begin(connection, device, items)
+        with (
+            tenant_transaction(connection, device.tenant_id, pipeline=True, lock_timeout=LOCK_TIMEOUT),
+            connection.pipeline() as pipeline,  # the transaction's own: its handle, for Syncs
+        ):
+            batch = _Batch.begin(connection, pipeline, device, items)
             results = [batch.apply(index, item) for index, item in enumerate(items)]
+            batch.record_landed()
         self._enqueue_for_crediting(device.tenant_id, batch.raw_event_ids)
         return PushResponse(results=results, summary=summarize(results))
 
@@ -131,32 +144,74 @@ class _Landed:
     result: dict[str, Any]  # the stored part of its OperationResult, as JSON
 
 
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A sync_operations row of an operation that landed in this batch (inserted at its end)."""
+
+    op_id: UUID
+    collection: str
+    operation_type: str
+    record_id: UUID
+    request_hash: str
+    result: str  # JSON
+    client_created_at: datetime
+
+
 class _Batch:
     """One push's transaction: the tenant locked, its settings and already-landed opIds read."""
 
     def __init__(
-        self, connection: Connection, device: Device, settings: BusinessSettings, landed: dict[UUID, _Landed]
+        self,
+        connection: Connection,
+        pipeline: Pipeline,
+        device: Device,
+        settings: BusinessSettings,
+        landed: dict[UUID, _Landed],
     ) -> None:
         self._connection = connection
+        self._pipeline = pipeline
         self._device = device
         self._settings = settings
         self._landed = landed
+        self._records: list[_Record] = []
         self.raw_event_ids: list[UUID] = []
 
     @classmethod
-    def begin(cls, connection: Connection, device: Device, items: list[Any]) -> "_Batch":
+    def begin(cls, connection: Connection, pipeline: Pipeline, device: Device, items: list[Any]) -> "_Batch":
         tenant = {"tenant_id": device.tenant_id}
+        op_ids = list({op_id for item in items if (op_id := op_id_of(item)) is not None})
+        # One round trip: nothing is read before the last statement's results arrive.
         connection.execute(_SQL.lock_tenant_pushes.sql, tenant)
         connection.execute(_DEVICES_SQL.touch_device.sql, {**tenant, "device_id": device.device_id})
-        settings = connection.execute(_SQL.business_settings.sql, tenant).fetchone()
+        settings_read = connection.execute(_SQL.business_settings.sql, tenant)
+        landed_read = connection.execute(_SQL.landed_operations.sql, {**tenant, "op_ids": op_ids})
+        settings = settings_read.fetchone()
         if settings is None:
             raise LookupError("business_settings returned no row")
-        op_ids = list({op_id for item in items if (op_id := op_id_of(item)) is not None})
-        landed = {
-            row["op_id"]: _Landed(row["request_hash"], row["result"])
-            for row in connection.execute(_SQL.landed_operations.sql, {**tenant, "op_ids": op_ids})
-        }
-        return cls(connection, device, BusinessSettings(**settings), landed)
+        landed = {row["op_id"]: _Landed(row["request_hash"], row["result"]) for row in landed_read}
+        return cls(connection, pipeline, device, BusinessSettings(**settings), landed)
+
+    def record_landed(self) -> None:
+        """The sync_operations rows of the operations that landed, in one insert (only operations
+        whose savepoint was released are here)."""
+        if not self._records:
+            return
+        records = self._records
+        self._connection.execute(
+            _SQL.record_operations.sql,
+            {
+                "tenant_id": self._device.tenant_id,
+                "device_id": self._device.device_id,
+                "op_ids": [record.op_id for record in records],
+                "collections": [record.collection for record in records],
+                "operation_types": [record.operation_type for record in records],
+                "record_ids": [record.record_id for record in records],
+                "request_hashes": [record.request_hash for record in records],
+                "results": [record.result for record in records],
+                "client_created_ats": [record.client_created_at for record in records],
+            },
+        )
+        self._records = []
 
     def apply(self, index: int, item: Any) -> OperationResult:
         op_id = op_id_of(item)
@@ -176,37 +231,59 @@ class _Batch:
         self, index: int, operation: PushedOperation, handler: Handler, sent_hash: str
     ) -> OperationResult:
         context = OperationContext(self._connection, self._device, self._settings, operation)
+        # A savepoint: a refusal (or a value the database refuses) undoes this operation only.
+        self._connection.execute(_SQL.savepoint.sql)
         try:
-            # A savepoint: a refusal (or a value the database refuses) undoes this operation only.
-            with self._connection.transaction():
+            try:
                 applied = handler(context)
-                result = OperationResult(
-                    index=index,
-                    op_id=operation.op_id,
-                    status=OperationStatus.SYNCED,
-                    record_id=applied.record_id,
-                    server_version=applied.server_version,
-                )
-                stored = result.model_dump(mode="json", by_alias=True, include=_STORED_RESULT)
-                self._connection.execute(
-                    _SQL.record_operation.sql,
-                    {
-                        "tenant_id": self._device.tenant_id,
-                        "op_id": operation.op_id,
-                        "device_id": self._device.device_id,
-                        "collection": _collection_of(operation).value,
-                        "operation_type": operation.operation_type.value,
-                        "record_id": applied.record_id,
-                        "request_hash": sent_hash,
-                        "result": json.dumps(stored),
-                        "client_created_at": operation.client_created_at,
-                    },
-                )
+            except OperationRefused:
+                # A write sent before the refusal that failed comes first (as when it ran at once).
+                self._pipeline.sync()
+                raise
+            self._connection.execute(_SQL.release_savepoint.sql)
+            # Every statement of the operation has run: its errors surface here, not in the next.
+            self._pipeline.sync()
         except (psycopg.IntegrityError, psycopg.DataError) as error:
+            self._roll_back(failed=True)
             raise database_refusal(error) from error
+        except OperationRefused:
+            self._roll_back(failed=False)
+            raise
+        context.settle()
+        result = OperationResult(
+            index=index,
+            op_id=operation.op_id,
+            status=OperationStatus.SYNCED,
+            record_id=applied.record_id,
+            server_version=applied.server_version,
+        )
+        stored = result.model_dump(mode="json", by_alias=True, include=_STORED_RESULT)
+        self._records.append(
+            _Record(
+                op_id=operation.op_id,
+                collection=_collection_of(operation).value,
+                operation_type=operation.operation_type.value,
+                record_id=applied.record_id,
+                request_hash=sent_hash,
+                result=json.dumps(stored),
+                client_created_at=operation.client_created_at,
+            )
+        )
         self._landed[operation.op_id] = _Landed(sent_hash, stored)
         self.raw_event_ids += context.raw_event_ids
         return result
+
+    def _roll_back(self, *, failed: bool) -> None:
+        """Undo the operation's savepoint (sent with the next operation's first round trip).
+
+        After a database error the pipeline is aborted until a Sync, and the transaction failed
+        until the rollback to the savepoint: the Sync first (the statements the error skipped
+        report ``PipelineAborted`` there, nothing new)."""
+        if failed:
+            with contextlib.suppress(PipelineAborted):
+                self._pipeline.sync()
+        self._connection.execute(_SQL.rollback_to_savepoint.sql)
+        self._connection.execute(_SQL.release_savepoint.sql)
 
 
 # ---------------------------------------------------------------- results

@@ -19,9 +19,25 @@ SELECT op_id, request_hash, result
   FROM field_sales.sync_operations
  WHERE tenant_id = %(tenant_id)s AND op_id = ANY(%(op_ids)s::uuid[]);
 
--- name: record_operation
--- An operation that landed, with its result: the same opId again is answered from here.
+-- name: record_operations
+-- The operations that landed in a batch, with their results: the same opId again is answered from
+-- here. One row per element of the arrays (all of one length).
 INSERT INTO field_sales.sync_operations (tenant_id, op_id, device_id, collection, operation_type, record_id,
                                          request_hash, result, client_created_at)
-VALUES (%(tenant_id)s, %(op_id)s, %(device_id)s, %(collection)s, %(operation_type)s, %(record_id)s,
-        %(request_hash)s, %(result)s::text::jsonb, %(client_created_at)s);
+SELECT %(tenant_id)s, landed.op_id, %(device_id)s, landed.collection, landed.operation_type, landed.record_id,
+       landed.request_hash, landed.result::jsonb, landed.client_created_at
+  FROM unnest(%(op_ids)s::uuid[], %(collections)s::text[], %(operation_types)s::text[], %(record_ids)s::uuid[],
+              %(request_hashes)s::text[], %(results)s::text[], %(client_created_ats)s::timestamptz[])
+       WITH ORDINALITY AS landed (op_id, collection, operation_type, record_id, request_hash, result,
+                                  client_created_at, position)
+ ORDER BY landed.position;
+
+-- name: savepoint
+-- Each operation applies in its own savepoint (released when it lands, rolled back when refused).
+SAVEPOINT field_operation;
+
+-- name: release_savepoint
+RELEASE SAVEPOINT field_operation;
+
+-- name: rollback_to_savepoint
+ROLLBACK TO SAVEPOINT field_operation;

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from psycopg import Cursor
 from psycopg.rows import DictRow
 
 from pos_gateway.db import queries
@@ -49,6 +50,19 @@ _KILOGRAM = "kg"
 
 
 @dataclass(frozen=True, slots=True)
+class _Reads:
+    """Every read a sale may need, sent at once in the lock order (customer, distribution,
+    inventory by product id): one round trip in the push's pipeline. A sale refused on the first
+    of them took the later locks for nothing; the savepoint's rollback releases them."""
+
+    existing: Cursor[DictRow]
+    customer: Cursor[DictRow] | None
+    distribution: Cursor[DictRow] | None  # the one named, else (counted) the seller's open one
+    products: Cursor[DictRow]
+    stock: Cursor[DictRow] | None
+
+
+@dataclass(frozen=True, slots=True)
 class _References:
     customer: DictRow | None
     distribution: DictRow | None  # the one the device named, if any
@@ -65,16 +79,18 @@ class _Counted:
 
 def create(context: OperationContext) -> Applied:
     sale = parse_data(NewSale, context.operation.data)
-    if context.fetch_one(_SQL.find_sale, id=sale.id) is not None:
+    wanted = _wanted(sale)
+    reads = _send_reads(context, sale, wanted)
+    if reads.existing.fetchone() is not None:
         raise record_exists(sale.id)
-    references = _references(context, sale)
+    references = _references(context, sale, reads)
     shortfalls: list[dict[str, Any]] = []
     counted = None
     if context.settings.counts_distribution:
-        counted = _count_against_distribution(context, sale, references, shortfalls)
+        counted = _count_against_distribution(context, sale, references, reads, shortfalls)
     taken: dict[UUID, Decimal] = {}
-    if context.settings.control_kilos:
-        taken = _take_stock(context, sale, shortfalls)
+    if reads.stock is not None:
+        taken = _take_stock(context, sale, wanted, reads.stock, shortfalls)
     if shortfalls:
         raise OperationRefused("insufficient_stock", "the sale needs more than there is", shortfalls)
     _write_sale(context, sale, references, counted)
@@ -117,24 +133,39 @@ def void(context: OperationContext) -> Applied:
 # ---------------------------------------------------------------- checks (nothing written)
 
 
-def _references(context: OperationContext, sale: NewSale) -> _References:
+def _send_reads(context: OperationContext, sale: NewSale, wanted: dict[UUID, Decimal]) -> _Reads:
+    existing = context.send(_SQL.find_sale, id=sale.id)
+    customer = None
+    if sale.client_id is not None:
+        customer = customers.send_lock(context, sale.client_id)
+    distribution = None
+    if sale.distribucion_id is not None:
+        distribution = distribuciones.send_lock(context, sale.distribucion_id)
+    elif context.settings.counts_distribution:
+        distribution = distribuciones.send_lock_open_of(context, context.device.seller_id)
+    product_ids = list({item.product_id for item in sale.items})
+    products = context.send(_SQL.sellable_products, product_ids=product_ids)
+    stock = None
+    if context.settings.control_kilos:
+        stock = context.send(_SQL.lock_stock, product_ids=list(wanted))
+    return _Reads(existing, customer, distribution, products, stock)
+
+
+def _references(context: OperationContext, sale: NewSale, reads: _Reads) -> _References:
     """Every record the sale names, in one refusal when some do not exist; the customer and the
     named distribution are locked (the first rows of the lock order)."""
     missing: list[dict[str, Any]] = []
     customer = None
-    if sale.client_id is not None:
-        customer = customers.lock(context, sale.client_id)
+    if sale.client_id is not None and reads.customer is not None:
+        customer = reads.customer.fetchone()
         if customer is None or customer["deleted_at"] is not None:
             missing.append(unknown("data.clientId", "customer", sale.client_id))
     distribution = None
-    if sale.distribucion_id is not None:
-        distribution = distribuciones.lock(context, sale.distribucion_id)
+    if sale.distribucion_id is not None and reads.distribution is not None:
+        distribution = reads.distribution.fetchone()
         if distribution is None:
             missing.append(unknown("data.distribucionId", "distribution", sale.distribucion_id))
-    product_ids = list({item.product_id for item in sale.items})
-    units = {
-        row["id"]: row["unit"] for row in context.fetch_all(_SQL.sellable_products, product_ids=product_ids)
-    }
+    units = {row["id"]: row["unit"] for row in reads.products.fetchall()}
     missing += [
         unknown(f"data.items.{index}.productId", "product", item.product_id)
         for index, item in enumerate(sale.items)
@@ -146,9 +177,13 @@ def _references(context: OperationContext, sale: NewSale) -> _References:
 
 
 def _count_against_distribution(
-    context: OperationContext, sale: NewSale, references: _References, shortfalls: list[dict[str, Any]]
+    context: OperationContext,
+    sale: NewSale,
+    references: _References,
+    reads: _Reads,
+    shortfalls: list[dict[str, Any]],
 ) -> _Counted:
-    distribution = _seller_distribution(context, references.distribution)
+    distribution = _seller_distribution(context, references.distribution, reads.distribution)
     # The scale's net weight; a device that did not weigh sends 0: the kilos of its kg lines.
     kilos = sale.net_weight or sum(
         (item.quantity for item in sale.items if references.units[item.product_id] == _KILOGRAM), Decimal(0)
@@ -168,12 +203,14 @@ def _count_against_distribution(
     return _Counted(distribution["id"], kilos)
 
 
-def _seller_distribution(context: OperationContext, named: DictRow | None) -> DictRow:
+def _seller_distribution(
+    context: OperationContext, named: DictRow | None, open_of_seller: Cursor[DictRow] | None
+) -> DictRow:
     """The distribution the sale counts against: the one named (the seller's own, open), else the
-    seller's open one."""
+    seller's open one (``open_of_seller``, read when none was named)."""
     seller_id = context.device.seller_id
     if named is None:
-        found = distribuciones.lock_open_of(context, seller_id)
+        found = open_of_seller.fetchone() if open_of_seller is not None else None
         if found is None:
             raise OperationRefused(
                 "no_open_distribution",
@@ -196,17 +233,26 @@ def _seller_distribution(context: OperationContext, named: DictRow | None) -> Di
     return named
 
 
+def _wanted(sale: NewSale) -> dict[UUID, Decimal]:
+    """The quantity per product, in product id order (the inventory's lock order)."""
+    wanted: dict[UUID, Decimal] = defaultdict(Decimal)
+    for item in sale.items:
+        wanted[item.product_id] += item.quantity
+    return dict(sorted(wanted.items()))
+
+
 def _take_stock(
-    context: OperationContext, sale: NewSale, shortfalls: list[dict[str, Any]]
+    context: OperationContext,
+    sale: NewSale,
+    taken: dict[UUID, Decimal],
+    locked: Cursor[DictRow],
+    shortfalls: list[dict[str, Any]],
 ) -> dict[UUID, Decimal]:
     """The quantity per product (in product id order), with the stock rows locked."""
-    wanted: dict[UUID, Decimal] = defaultdict(Decimal)
     first_line: dict[UUID, int] = {}
     for index, item in enumerate(sale.items):
-        wanted[item.product_id] += item.quantity
         first_line.setdefault(item.product_id, index)
-    taken = dict(sorted(wanted.items()))
-    rows = context.fetch_all(_SQL.lock_stock, product_ids=list(taken))
+    rows = locked.fetchall()
     if context.settings.permitir_venta_sin_stock:
         return taken
     stock = {row["product_id"]: row["quantity"] for row in rows}
@@ -233,7 +279,7 @@ def _write_sale(
 ) -> None:
     named = references.distribution
     distribucion_id = counted.distribucion_id if counted is not None else (named["id"] if named else None)
-    context.returning(
+    context.write(
         _SQL.insert_sale,
         id=sale.id,
         client_id=sale.client_id,
@@ -305,12 +351,10 @@ def _append_event(context: OperationContext, event: FieldSaleEvent | FieldVoidEv
     event_type = (
         FieldEventType.SALE_VOIDED if isinstance(event, FieldVoidEvent) else FieldEventType.SALE_CREATED
     )
-    row = context.fetch_one(
+    context.append_event(
         _SQL.append_loyalty_event,
         event_type=event_type.value,
         provider_event_id=event.provider_event_id,
         merchant_account_id=str(context.tenant_id),
         raw_body=event.model_dump_json(by_alias=True),
     )
-    if row is not None:
-        context.raw_event_ids.append(row["id"])
