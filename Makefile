@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export PYTHONPATH := layers/common:.
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help setup tools run redrive sync test lint format build deploy bench clean
+.PHONY: help setup tools run redrive sync test lint format build deploy bench chaos clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -63,5 +63,8 @@ deploy: build ## sam deploy --guided
 bench: setup ## throughput and cold-import benchmarks, each beside its baseline
 	$(BIN)/python -m bench.run
 
+chaos: setup ## bounded chaos run on a stack of its own: load, duplicates, faults, then every invariant (ARGS="--quick ...")
+	$(BIN)/python -m local.chaos $(ARGS)
+
 clean: ## remove build output and local state
-	rm -rf .aws-sam .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .local .local-chaos .pytest_cache .mypy_cache .ruff_cache

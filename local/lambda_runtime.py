@@ -151,9 +151,11 @@ def _install_chaos_enqueue_failures() -> None:
             _chaos_record("enqueue_failure", function=function_name, body=params.get("MessageBody"))
             raise ChaosEnqueueFailure("chaos: SendMessage refused after the raw insert")
 
-    boto3.setup_default_session()
+    if boto3.DEFAULT_SESSION is None:
+        boto3.setup_default_session()  # the session boto3.client(...) uses; clients copy its events
     session = boto3.DEFAULT_SESSION
-    assert session is not None
+    if session is None:
+        return
     session.events.register("provide-client-params.sqs.SendMessage", refuse)
 
 

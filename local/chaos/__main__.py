@@ -1,0 +1,5 @@
+import sys
+
+from local.chaos.run import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""The run's own record of what it sent and what it was answered (thread-safe)."""
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from local.chaos.workload import VALID, Event
+
+
+@dataclass(frozen=True)
+class Answer:
+    key: str
+    kind: str
+    provider: str
+    status: int  # 0: no answer (connection error, timeout)
+    outcome: str  # accepted / duplicate / quarantined, an error code, or the exception's name
+    seconds: float
+
+
+@dataclass(frozen=True)
+class WalletOperation:
+    operation: str  # redemption / adjustment
+    wallet_id: str
+    points: int  # signed: what the wallet should move by when accepted
+    status: int
+    key: str = ""  # a redemption's idempotency key
+
+
+@dataclass
+class Record:
+    events: dict[str, Event] = field(default_factory=dict)
+    answers: list[Answer] = field(default_factory=list)
+    wallet_operations: list[WalletOperation] = field(default_factory=list)
+    # Set by the run: the poison message's raw event id and the valid payment written for it.
+    poison: Event | None = None
+    poison_raw_id: str | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def answered(self, answer: Answer) -> None:
+        with self._lock:
+            self.answers.append(answer)
+
+    def operated(self, operation: WalletOperation) -> None:
+        with self._lock:
+            self.wallet_operations.append(operation)
+
+    # -- reading ---------------------------------------------------------------------------
+    def answered_2xx(self) -> set[str]:
+        return {a.key for a in self.answers if 200 <= a.status < 300}
+
+    def sent(self) -> set[str]:
+        return {a.key for a in self.answers}
+
+    def valid_keys_answered(self) -> set[str]:
+        """Distinct valid events some delivery of which was answered 2xx."""
+        ok = self.answered_2xx()
+        return {key for key, event in self.events.items() if event.kind == VALID and key in ok}
+
+    def valid_5xx(self) -> int:
+        """Answers of 5xx (or none at all) to deliveries of valid events and to wallet operations."""
+        events = sum(1 for a in self.answers if a.kind == VALID and (a.status >= 500 or a.status == 0))
+        wallets = sum(1 for op in self.wallet_operations if op.status >= 500 or op.status == 0)
+        return events + wallets
+
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        return Counter((a.kind, a.outcome) for a in self.answers)
+
+    def latencies(self) -> list[float]:
+        return sorted(a.seconds for a in self.answers if a.status)

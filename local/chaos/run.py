@@ -1,0 +1,643 @@
+"""`make chaos`: start a local stack of its own, send the workload from concurrent senders while
+faults are injected, drain, check every invariant, print one table; exit 1 if a must-be-zero
+figure is not zero.
+
+    python -m local.chaos [--duration S] [--events N] [--senders N] [--seed N] [--quick]
+
+Traffic goes only to the stack's loopback servers; the run stops by itself (the send phase ends
+at --duration or when the workload is sent, the drain within --drain-timeout)."""
+
+import argparse
+import json
+import logging
+import os
+import queue
+import random
+import sys
+import threading
+import time
+import uuid
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from local import seed as seeding
+from local.chaos import faults as f
+from local.chaos.invariants import Findings, check
+from local.chaos.record import Answer, Record, WalletOperation
+from local.chaos.report import Row, percentile, render
+from local.chaos.workload import (
+    CAFE,
+    CLOVER_MERCHANT,
+    DEMO_MEMBERS,
+    FORGED,
+    MALFORMED,
+    SQUARE_MERCHANTS,
+    STALE,
+    UNKNOWN_MERCHANT,
+    VALID,
+    Event,
+    Workload,
+    _body,
+    _square_payment,
+    generate,
+    points_for,
+)
+from local.replay import CLOVER_AUTH_HEADER, SIGNATURE_HEADER
+from local.stack import ROOT, LocalStack, StackConfig
+from pos_gateway.messages import CreditRequest
+from pos_gateway.providers.models import Provider
+from pos_gateway.providers.square import compute_signature
+from pos_gateway.recovery import redrive
+
+logger = logging.getLogger("local.chaos")
+CREDITING = "RewardCreditingFunction"
+SWEEPER = "OutboxSweeperFunction"
+INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction"
+NOT_COVERED = [
+    "PostgreSQL restart",
+    "Square / RPApos provider faults, provider timeouts (hangs)",
+    "offline-client pushes and an RPApos sync in parallel",
+    "Clover refunds, Square partial refunds",
+]
+
+
+@dataclass
+class Options:
+    duration: float = 150.0  # the send phase stops after this long at the latest
+    events: int = 1500  # distinct events generated (each delivered 1–5 times)
+    senders: int = 6
+    seed: int = 7
+    # Worker processes per function: caps the template's concurrency (None: the template's,
+    # i.e. 5 for crediting, 2 for each API function, 1 for scheduled ones).
+    workers: int | None = None
+    drain_timeout: float = 240.0
+    visibility_timeout: int = 4
+    # The sweeper re-enqueues an event unprocessed this long after arrival (and its last sweep):
+    # shorter than the template's 120 s so the run ends soon, long enough not to flood the queue
+    # with copies of events that are only waiting their turn.
+    sweeper_grace: int = 30
+    sweep_every: float = 5.0
+    crash_rate: float = 0.05
+    enqueue_failure_rate: float = 0.08
+    kill_every: float = 3.0
+    clover_trouble_every: float = 3.0
+    wallet_racers: int = 2
+
+
+QUICK: dict[str, Any] = {
+    "workers": 2,
+    "sweep_every": 2.0,
+    "duration": 25.0,
+    "events": 120,
+    "senders": 4,
+    "drain_timeout": 120.0,
+    "visibility_timeout": 3,
+    "sweeper_grace": 4,
+    "kill_every": 1.5,
+    "clover_trouble_every": 2.0,
+    "crash_rate": 0.1,
+    "enqueue_failure_rate": 0.12,
+}
+
+
+@dataclass
+class Result:
+    exit_status: int
+    table: str
+    findings: Findings
+    faults: f.Faults
+    five_xx: int
+    drained: bool
+    figures: dict[str, int] = field(default_factory=dict)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = _arguments(argv)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+    state_dir = ROOT / ".local-chaos"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    # Injected faults make the pollers log a traceback each: to a file, not the terminal.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        filename=state_dir / "chaos.log",
+        filemode="w",
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the moto server's access log
+    _progress(f"function logs in {state_dir / 'logs'}, the stack's own log in {state_dir / 'chaos.log'}")
+    result = run(options, database_url=os.environ.get("DATABASE_URL") or None, state_dir=state_dir)
+    return result.exit_status
+
+
+def run(options: Options, *, database_url: str | None = None, state_dir: Path | None = None) -> Result:
+    state_dir = state_dir or ROOT / ".local-chaos"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fault_log = state_dir / "faults.jsonl"
+    fault_log.unlink(missing_ok=True)
+    config = StackConfig(
+        port=0,
+        state_dir=state_dir,
+        database_url=database_url,
+        dbname="pos_gateway_chaos",
+        stack_name="pos-gateway-chaos",
+        visibility_timeout=options.visibility_timeout,
+        max_concurrency=options.workers,
+        schedule_timers=False,
+        extra_environment={
+            "SWEEPER_GRACE_SECONDS": str(options.sweeper_grace),
+            "SWEEPER_MAX_SWEEPS": "1000",  # under chaos an event may be swept often; never parked
+            "LOCAL_CHAOS_LOG": str(fault_log),
+            "LOCAL_CHAOS_CRASH_RATE": str(options.crash_rate),
+            "LOCAL_CHAOS_CRASH_FUNCTIONS": CREDITING,
+            "LOCAL_CHAOS_ENQUEUE_FAILURE_RATE": str(options.enqueue_failure_rate),
+            "LOCAL_CHAOS_ENQUEUE_FAILURE_FUNCTIONS": INGEST_FUNCTIONS,
+        },
+    )
+    workload = generate(options.seed, options.events)
+    workers = options.workers or "the template's"
+    _progress(f"starting a local stack ({workers} worker(s) per function) under {state_dir}")
+    with LocalStack(config) as stack:
+        return Chaos(stack, options, workload, fault_log).run()
+
+
+def _progress(message: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Chaos:
+    def __init__(self, stack: LocalStack, options: Options, workload: Workload, fault_log: Path) -> None:
+        self.stack, self.options, self.workload, self.fault_log = stack, options, workload, fault_log
+        self.record = Record(events=workload.by_key())
+        self.faults = f.Faults()
+        self.rng = random.Random(options.seed + 1)
+        self.sending = threading.Event()
+        self.stop_sweeping = threading.Event()
+        if stack.demo is None:
+            raise RuntimeError("the chaos run needs the demo data")
+        self.tenants = {t.name: t for t in stack.tenants}
+
+    # -- the run ----------------------------------------------------------------------
+    def run(self) -> Result:
+        self._arrange()
+        started = time.monotonic()
+        killer = f.BackendKiller(self.stack, self.faults, self.options.kill_every, self.options.seed)
+        trouble = f.CloverTrouble(
+            self.stack.fake_clover, self.options.clover_trouble_every, self.options.seed
+        )
+        sweeper = threading.Thread(target=self._sweep, name="chaos-sweeper", daemon=True)
+        racers = [
+            threading.Thread(target=self._race_wallets, args=(n,), name=f"chaos-wallets-{n}", daemon=True)
+            for n in range(self.options.wallet_racers)
+        ]
+        poison_id = self._send_poison()
+        for thread in (killer, trouble, sweeper, *racers):
+            thread.start()
+        _progress(
+            f"sending {len(self.workload.deliveries)} deliveries of {len(self.workload.events)} events"
+            f" from {self.options.senders} senders (at most {self.options.duration:.0f} s)"
+        )
+        self._send(time.monotonic() + self.options.duration)
+        self._complete()
+        sent_at = time.monotonic()
+        self.sending.set()
+        for racer in racers:
+            racer.join(timeout=60)
+        self._fix_poison(poison_id)
+        killer.stopping.set()
+        trouble.stopping.set()
+        killer.join(timeout=10)
+        trouble.join(timeout=10)
+        _progress(f"sent in {sent_at - started:.0f} s; draining (at most {self.options.drain_timeout:.0f} s)")
+        drained = self._drain(time.monotonic() + self.options.drain_timeout)
+        self.stop_sweeping.set()
+        sweeper.join(timeout=30)
+        elapsed = time.monotonic() - started
+        _progress(f"{'drained' if drained else 'NOT drained'} after {elapsed:.0f} s; checking the invariants")
+        with self.stack.owner_connection() as conn:
+            findings = check(conn, self.record)
+        self._count_recoveries(findings, drained)
+        return self._report(findings, drained, elapsed)
+
+    def _arrange(self) -> None:
+        with self.stack.owner_connection() as conn:
+            for email in self.workload.new_members:
+                seeding.create_user(conn, email=email, full_name="Chaos Member")
+        for payment in self.workload.clover_payments:
+            self.stack.fake_clover.put_payment(CLOVER_MERCHANT, payment)
+
+    # -- senders -----------------------------------------------------------------------
+    def _send(self, deadline: float) -> None:
+        deliveries: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        for event in self.workload.deliveries:
+            deliveries.put(event)
+
+        def sender() -> None:
+            with requests.Session() as session:
+                while time.monotonic() < deadline:
+                    try:
+                        event = deliveries.get_nowait()
+                    except queue.Empty:
+                        return
+                    self._deliver(session, event)
+
+        threads = [
+            threading.Thread(target=sender, name=f"chaos-sender-{n}") for n in range(self.options.senders)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _complete(self) -> None:
+        """As a provider retries: a valid event sent but never answered 2xx is delivered again, and
+        a payment whose refund got in is delivered if the deadline kept it from being sent."""
+        answered, sent = self.record.answered_2xx(), self.record.sent()
+        payments = {e.payment_id: e for e in self.workload.events if e.payment_id}
+        again = [
+            e for e in self.workload.events if e.kind == VALID and e.key in sent and e.key not in answered
+        ]
+        for event in self.workload.events:
+            if event.refund_of and event.key in answered:
+                payment = payments[event.refund_of]
+                if payment.key not in answered and payment not in again:
+                    again.append(payment)
+        with requests.Session() as session:
+            for event in again:
+                for _ in range(3):
+                    if self._deliver(session, event) < 500:
+                        break
+
+    def _deliver(self, session: requests.Session, event: Event) -> int:
+        if event.provider == "clover":
+            url = self.stack.clover_webhook_url
+            code = (
+                self.stack.clover_auth_code
+                if event.kind != FORGED
+                else "forged-" + self.stack.clover_auth_code
+            )
+            headers = {"content-type": "application/json", CLOVER_AUTH_HEADER: code}
+        else:
+            url = self.stack.square_notification_url
+            key = self.stack.signature_key if event.kind != FORGED else "forged-" + self.stack.signature_key
+            headers = {
+                "content-type": "application/json",
+                SIGNATURE_HEADER: compute_signature(key, url, event.body),
+            }
+        started = time.perf_counter()
+        try:
+            response = session.post(url, data=event.body, headers=headers, timeout=30)
+            status, outcome = response.status_code, _outcome(response)
+        except requests.RequestException as exc:
+            status, outcome = 0, type(exc).__name__
+        self.record.answered(
+            Answer(event.key, event.kind, event.provider, status, outcome, time.perf_counter() - started)
+        )
+        return status or 599
+
+    # -- wallets: redemptions and adjustments racing with crediting ----------------------
+    def _race_wallets(self, n: int) -> None:
+        rng = random.Random(self.options.seed * 100 + n)
+        operator = {"Authorization": f"Bearer {self.stack.operator_token()}"}
+        admin = {"Authorization": f"Bearer {self.stack.admin_token()}"}
+        with requests.Session() as session, self.stack.owner_connection() as conn:
+            while not self.sending.is_set():
+                wallets = conn.execute(
+                    "SELECT w.id::text AS id, t.name AS tenant, w.tenant_id::text AS tenant_id,"
+                    "       w.points_balance"
+                    "  FROM loyalty.wallets w JOIN identity.tenants t ON t.id = w.tenant_id"
+                    "  JOIN identity.users u ON u.id = w.user_id"
+                    " WHERE t.name = ANY(%s) AND u.email = ANY(%s)",
+                    (list(SQUARE_MERCHANTS), DEMO_MEMBERS + self.workload.new_members),
+                ).fetchall()
+                if not wallets:
+                    self.sending.wait(0.5)
+                    continue
+                wallet = rng.choice(wallets)
+                if wallet["tenant"] == CAFE and rng.random() < 0.6:
+                    self._redeem(session, operator, wallet, rng)
+                else:
+                    self._adjust(session, admin, wallet, rng)
+                self.sending.wait(rng.uniform(0.05, 0.3))
+
+    def _redeem(
+        self, session: requests.Session, headers: dict[str, str], wallet: dict[str, Any], rng: random.Random
+    ) -> None:
+        points = rng.randint(1, 40)
+        key = f"chaos-{uuid.UUID(int=rng.getrandbits(128))}"
+        body: dict[str, Any] = {"points": points, "orderAmountMinorUnits": 10_000, "idempotencyKey": key}
+        url = f"{self.stack.api_url}/wallets/{wallet['id']}/redemptions"
+        for _ in range(2 if rng.random() < 0.3 else 1):  # some sent twice: one redemption
+            status = _post(session, url, body, headers)
+            self.record.operated(WalletOperation("redemption", wallet["id"], -points, status, key))
+
+    def _adjust(
+        self, session: requests.Session, headers: dict[str, str], wallet: dict[str, Any], rng: random.Random
+    ) -> None:
+        path = f"{self.stack.api_url}/admin/tenants/{wallet['tenant_id']}/wallets/{wallet['id']}"
+        direction = rng.choice(["credit", "credit", "debit"])
+        points = rng.randint(1, 25)
+        for _ in range(8):  # stale_version: read again and retry
+            try:
+                current = session.get(path, headers=headers, timeout=30)
+            except requests.RequestException:
+                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, 0))
+                return
+            version = current.json().get("version") if current.status_code == 200 else None
+            if version is None:
+                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, current.status_code))
+                return
+            body = {
+                "direction": direction,
+                "points": points,
+                "reason": "chaos run",
+                "expected_version": version,
+            }
+            try:
+                answer = session.post(path + "/adjustments", json=body, headers=headers, timeout=30)
+            except requests.RequestException:
+                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, 0))
+                return
+            if answer.status_code == 409 and _outcome(answer) == "stale_version":
+                continue
+            signed = points if direction == "credit" else -points
+            self.record.operated(WalletOperation("adjustment", wallet["id"], signed, answer.status_code))
+            return
+
+    # -- the poison message --------------------------------------------------------------
+    def _send_poison(self) -> uuid.UUID:
+        """A credit request for a raw event that does not exist yet: it fails every receive."""
+        raw_id = uuid.UUID(int=self.rng.getrandbits(128))
+        cafe = self.tenants[CAFE]
+        request = CreditRequest(raw_event_id=raw_id, tenant_id=cafe.id, provider=Provider.SQUARE)
+        self.stack.sqs_client().send_message(
+            QueueUrl=self.stack.queues["IngestQueue"][0], MessageBody=request.to_json()
+        )
+        self.faults.injected(f.POISON)
+        self.poison_sent = time.monotonic()
+        return raw_id
+
+    def _fix_poison(self, raw_id: uuid.UUID) -> None:
+        """Once the poison is in the dead-letter queue: write its raw event (a valid signed Square
+        payment of Alice, as the owner), then redrive the DLQ."""
+        receives = 5 * (self.options.visibility_timeout + 1) + 10
+        deadline = self.poison_sent + receives + 60
+        while time.monotonic() < deadline and (
+            self.stack.queue_depth("IngestDeadLetterQueue") == 0
+            or time.monotonic() < self.poison_sent + receives
+        ):
+            time.sleep(0.5)
+        in_dlq = self.stack.queue_depth("IngestDeadLetterQueue")
+        _progress(f"{in_dlq} message(s) in the dead-letter queue; fixing the poison and redriving")
+        cafe = self.tenants[CAFE]
+        payment_id = f"pay_poison_{raw_id.hex[:12]}"
+        amount = 4_200
+        envelope = _square_payment(self.rng, SQUARE_MERCHANTS[CAFE], payment_id, amount, DEMO_MEMBERS[0])
+        body = _body(envelope)
+        self.record.poison = Event(
+            envelope["event_id"],
+            "square",
+            VALID,
+            CAFE,
+            body,
+            0,
+            payment_id=payment_id,
+            email=DEMO_MEMBERS[0],
+            points=points_for(CAFE, amount),
+        )
+        self.record.poison_raw_id = str(raw_id)
+        signature = compute_signature(self.stack.signature_key, self.stack.square_notification_url, body)
+        with self.stack.owner_connection() as conn:
+            conn.execute(
+                "INSERT INTO pos.pos_webhook_events_raw (id, tenant_id, provider, event_type,"
+                " provider_event_id, merchant_account_id, raw_payload, raw_body, signature_header)"
+                " VALUES (%s, %s, 'square', %s, %s, %s, %s::jsonb, %s, %s)",
+                (
+                    raw_id,
+                    cafe.id,
+                    envelope["type"],
+                    envelope["event_id"],
+                    envelope["merchant_id"],
+                    body.decode(),
+                    body.decode(),
+                    signature,
+                ),
+            )
+        self._redrive()
+
+    def _redrive(self) -> int:
+        return redrive(
+            self.stack.sqs_client(),
+            dead_letter_queue_url=self.stack.queues["IngestDeadLetterQueue"][0],
+            source_queue_url=self.stack.queues["IngestQueue"][0],
+            wait_seconds=0,
+        )
+
+    # -- drain -------------------------------------------------------------------------------
+    def _sweep(self) -> None:
+        while not self.stop_sweeping.wait(self.options.sweep_every):
+            try:
+                self.stack.run_schedule(SWEEPER)
+            except Exception:  # a failed sweep is the next sweep's work
+                logger.warning("sweeper run failed", exc_info=True)
+
+    def _drain(self, deadline: float) -> bool:
+        calm, report_at = 0, time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.stack.queue_depth("IngestDeadLetterQueue"):
+                self._redrive()
+            unprocessed = self._unprocessed()
+            busy = self.stack.queue_depth("IngestQueue") + unprocessed
+            calm = calm + 1 if busy == 0 else 0
+            if time.monotonic() >= report_at:
+                _progress(f"  {unprocessed} raw event(s) unprocessed, {busy - unprocessed} message(s) queued")
+                report_at = time.monotonic() + 15
+            if calm >= 3:
+                return True
+            time.sleep(1)
+        return False
+
+    def _unprocessed(self) -> int:
+        with self.stack.owner_connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n FROM pos.pos_webhook_events_raw"
+                " WHERE processed = false AND tenant_id IS NOT NULL"
+            ).fetchone()
+        return int(row["n"]) if row else 0
+
+    # -- counting and reporting ---------------------------------------------------------------
+    def _count_recoveries(self, findings: Findings, drained: bool) -> None:
+        f.CloverTrouble.count(self.stack.fake_clover, self.faults)
+        entries = f.worker_faults(self.fault_log)
+        with self.stack.owner_connection() as conn:
+            processed = {
+                str(row["id"])
+                for row in conn.execute(
+                    "SELECT id FROM pos.pos_webhook_events_raw WHERE processed"
+                ).fetchall()
+            }
+            clover_open = conn.execute(
+                "SELECT count(*) AS n FROM pos.pos_webhook_events_raw"
+                " WHERE provider = 'clover' AND NOT processed"
+            ).fetchone()
+            poison_credits = conn.execute(
+                "SELECT count(*) AS n FROM loyalty.wallet_ledger l JOIN pos.transactions t"
+                "  ON t.id = l.source_transaction_id WHERE l.entry_type = 'credit' AND t.raw_event_id = %s",
+                (self.record.poison_raw_id,),
+            ).fetchone()
+        for entry in entries:
+            kind = f.HANDLER_CRASH if entry["kind"] == "handler_crash" else f.ENQUEUE_FAILURE
+            self.faults.injected(kind)
+            if all(raw_id in processed for raw_id in f.raw_ids_of(entry)):
+                self.faults.counts[kind].recovered += 1
+        converged = drained and findings.lost_events == 0
+        counts = self.faults.counts
+        if converged:
+            counts[f.BACKEND_TERMINATED].recovered = counts[f.BACKEND_TERMINATED].injected
+        if clover_open and clover_open["n"] == 0:
+            counts[f.CLOVER_429].recovered = counts[f.CLOVER_429].injected
+            counts[f.CLOVER_5XX].recovered = counts[f.CLOVER_5XX].injected
+        if poison_credits and poison_credits["n"] == 1:
+            counts[f.POISON].recovered = 1
+
+    def _report(self, findings: Findings, drained: bool, elapsed: float) -> Result:
+        record = self.record
+        outcomes = record.outcomes()
+        answered = record.answered_2xx()
+        by_kind = Counter(e.kind for e in self.workload.events if e.key in record.sent())
+        deliveries_2xx = sum(1 for a in record.answers if 200 <= a.status < 300)
+        distinct_accepted = sum(1 for e in self.workload.events if e.kind == VALID and e.key in answered)
+        duplicates = sum(n for (kind, outcome), n in outcomes.items() if outcome == "duplicate") + sum(
+            max(0, a) for a in _clover_duplicates(record)
+        )
+        five_xx = record.valid_5xx()
+        latencies = record.latencies()
+        redemptions = [op for op in record.wallet_operations if op.operation == "redemption"]
+        adjustments = [op for op in record.wallet_operations if op.operation == "adjustment"]
+        rows = [
+            Row("deliveries sent (distinct events)", f"{len(record.answers)} ({len(record.sent())})"),
+            Row("  valid events accepted (distinct)", str(distinct_accepted)),
+            Row("  unknown merchant, quarantined (distinct)", str(by_kind[UNKNOWN_MERCHANT])),
+        ]
+        for kind in (FORGED, STALE, MALFORMED):
+            reasons = Counter(a.outcome for a in record.answers if a.kind == kind)
+            text = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items())) or "-"
+            rows.append(Row(f"  rejected {kind} (deliveries by answer)", text))
+        rows += [
+            Row("duplicate deliveries absorbed", str(duplicates)),
+            Row(
+                "redemptions sent / accepted",
+                f"{len(redemptions)} / {sum(op.status == 201 for op in redemptions)}",
+            ),
+            Row(
+                "adjustments sent / accepted",
+                f"{len(adjustments)} / {sum(op.status == 201 for op in adjustments)}",
+            ),
+        ]
+        for kind, count in self.faults.counts.items():
+            rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
+        rows += [
+            Row("raw events processed", str(findings.processed_events)),
+            Row("transactions credited", str(findings.transactions_credited)),
+            Row("drained", "yes" if drained else "NO", must_be_zero=True, failed=not drained),
+        ]
+        must_be_zero = [
+            ("lost events", findings.lost_events),
+            ("double credits", findings.double_credits),
+            ("ledger-vs-balance mismatches", findings.ledger_balance_mismatches),
+            ("negative balances", findings.negative_balances),
+            ("5xx (or no answer) to valid requests", five_xx),
+            ("partial writes after rejected requests", findings.partial_writes),
+            ("wallets off the run's expected points", findings.expected_points_mismatches),
+        ]
+        for figure, value in must_be_zero:
+            rows.append(Row(figure, str(value), must_be_zero=True, failed=value != 0))
+        rows += [
+            Row(
+                "ingest latency p50 / p99 (ms)",
+                f"{percentile(latencies, 0.5) * 1000:.0f} / {percentile(latencies, 0.99) * 1000:.0f}",
+            ),
+            Row(
+                "crediting throughput (raw events/s, drain incl.)",
+                f"{findings.processed_events / elapsed:.1f}",
+            ),
+            Row("2xx answers (all deliveries)", str(deliveries_2xx)),
+        ]
+        table = render(rows)
+        failed = not drained or any(value for _, value in must_be_zero)
+        print(table)
+        print("\nnot covered yet: " + "; ".join(NOT_COVERED))
+        if findings.details:
+            print("\nfindings:\n  " + "\n  ".join(findings.details))
+        verdict = (
+            "FAILED: a must-be-zero figure is not zero"
+            if failed
+            else "PASSED: every must-be-zero figure is 0"
+        )
+        print(f"\n{verdict}", flush=True)
+        figures = {figure: value for figure, value in must_be_zero}
+        return Result(int(failed), table, findings, self.faults, five_xx, drained, figures)
+
+
+def _clover_duplicates(record: Record) -> list[int]:
+    return [
+        int(a.outcome.split(":", 1)[1]) for a in record.answers if a.outcome.startswith("clover-duplicates:")
+    ]
+
+
+def _outcome(response: requests.Response) -> str:
+    try:
+        payload = response.json()
+    except ValueError:
+        return f"http-{response.status_code}"
+    if not isinstance(payload, dict):
+        return f"http-{response.status_code}"
+    if "duplicates" in payload and "accepted" in payload:  # Clover's acknowledgement
+        return (
+            f"clover-duplicates:{payload['duplicates']}"
+            if payload["duplicates"]
+            else str(payload.get("status"))
+        )
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code", f"http-{response.status_code}"))
+    return str(payload.get("status") or f"http-{response.status_code}")
+
+
+def _post(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str]) -> int:
+    try:
+        return session.post(
+            url, data=json.dumps(body), headers={**headers, "content-type": "application/json"}, timeout=30
+        ).status_code
+    except requests.RequestException:
+        return 0
+
+
+def _arguments(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="make chaos", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    defaults = Options()
+    parser.add_argument(
+        "--duration", type=float, help=f"send phase cap in seconds (default {defaults.duration:.0f})"
+    )
+    parser.add_argument("--events", type=int, help=f"distinct events generated (default {defaults.events})")
+    parser.add_argument("--senders", type=int, help=f"concurrent sender threads (default {defaults.senders})")
+    parser.add_argument("--seed", type=int, help=f"workload seed (default {defaults.seed})")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes per function (default: the template's concurrency)"
+    )
+    parser.add_argument(
+        "--drain-timeout", type=float, help=f"drain cap in seconds (default {defaults.drain_timeout:.0f})"
+    )
+    parser.add_argument("--quick", action="store_true", help="the small configuration `make test` runs")
+    args = parser.parse_args(argv)
+    values: dict[str, Any] = dict(QUICK) if args.quick else {}
+    for name in ("duration", "events", "senders", "seed", "workers", "drain_timeout"):
+        if getattr(args, name) is not None:
+            values[name] = getattr(args, name)
+    return Options(**values)
