@@ -11,6 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ValidationError
 
 from pos_gateway.db import DatabaseError
+from pos_gateway.json_documents import UnstorableJson, load_storable
 
 
 class ApiError(Exception):
@@ -111,10 +112,7 @@ def declares_json(event: Mapping[str, object]) -> bool:
     content_type = ""
     if isinstance(headers, Mapping):
         content_type = next((str(v) for k, v in headers.items() if str(k).lower() == "content-type"), "")
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    )
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
 
 
 def utf8_body(event: Mapping[str, object]) -> bool:
@@ -129,15 +127,30 @@ def utf8_body(event: Mapping[str, object]) -> bool:
     return True
 
 
-def refuse_unreadable_body(event: Mapping[str, object], max_bytes: int) -> dict[str, object] | None:
-    """The refusal of a body too large, not declared JSON, or not UTF-8, made before anything
-    parses it (a proxy result); None when the body may be read."""
+def refuse_unreadable_body(event: dict[str, Any], max_bytes: int) -> dict[str, object] | None:
+    """The refusal of a body too large, not declared JSON, not UTF-8, or JSON the database could
+    not store (NaN, U+0000, numbers out of range, nesting past the parser's depth), made before
+    anything parses it (a proxy result); None when the body may be read.
+
+    The declared type is then written the way Powertools recognises JSON (it compares
+    ``application/json`` case-sensitively), so a JSON body is always parsed as one."""
     if body_size(event) > max_bytes:
         return proxy_error(413, "body_too_large", f"bodies are limited to {max_bytes} bytes")
     if not declares_json(event):
         return proxy_error(415, "unsupported_media_type", "bodies must be application/json")
     if not utf8_body(event):
         return proxy_error(400, "malformed_json", "the body is not UTF-8 text")
+    body = event.get("body")
+    if isinstance(body, str) and body:
+        text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else body
+        try:
+            load_storable(text)
+        except UnstorableJson as exc:
+            return proxy_error(400, "malformed_json", str(exc))
+        headers = event.get("headers")
+        if isinstance(headers, dict):
+            for name in [k for k in headers if str(k).lower() == "content-type"]:
+                headers[name] = "application/json"
     return None
 
 

@@ -40,7 +40,7 @@ from uuid import UUID
 
 from psycopg import errors as pg_errors
 from psycopg.types.json import Jsonb
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.inputs import RequestBody
@@ -50,6 +50,7 @@ from pos_gateway.db import queries
 from pos_gateway.db.connection import Connection
 from pos_gateway.http import ApiError
 from pos_gateway.loyalty.rules import RuleConfig
+from pos_gateway.times import Instant
 
 _SQL = queries.load(__file__, "rules.sql")
 
@@ -87,7 +88,7 @@ class NewRuleVersion(RequestBody):
         description="The rule document (conversionRate, minSpendMinorUnits, maxPointsPerTransaction, "
         "minBalanceToRedeem, maxRedemptionPercentage, roundingPolicy)"
     )
-    effective_from: AwareDatetime | None = Field(
+    effective_from: Instant | None = Field(
         default=None, description="When the version takes effect once activated (default: now)"
     )
 

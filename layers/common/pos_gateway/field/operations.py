@@ -7,14 +7,12 @@ own, so one malformed operation is answered ``error`` and never blocks the other
 """
 
 import json
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,6 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from pos_gateway.http import ApiError, ErrorDetail, validation_fields
+from pos_gateway.times import Day, Instant
 
 MAX_OPERATIONS = 500
 MAX_ITEMS_PER_SALE = 200
@@ -172,7 +171,7 @@ class NewSale(Record):
     balance_due: Money | None = None  # derived; when given it must agree
     tara: Weight = Decimal(0)
     net_weight: Weight = Decimal(0)
-    sale_date: AwareDatetime
+    sale_date: Instant
     items: list[NewSaleItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_SALE)
 
     @model_validator(mode="after")
@@ -200,7 +199,7 @@ class NewAbono(Record):
     amount: PositiveMoney
     payment_method: PaymentMethod
     notes: Notes = None
-    paid_at: AwareDatetime | None = None  # defaults to the operation's clientCreatedAt
+    paid_at: Instant | None = None  # defaults to the operation's clientCreatedAt
 
 
 # ---------------------------------------------------------------- distributions
@@ -211,7 +210,7 @@ class NewDistribucion(Record):
     vendedor_id: UUID
     punto_venta: OptionalShort = None
     kilos_asignados: Weight
-    fecha: date
+    fecha: Day
     estado: DistribucionEstado = DistribucionEstado.ACTIVO
 
 
@@ -245,7 +244,7 @@ class PushedOperation(BaseModel):
     operation_type: OperationType
     collection: str
     data: dict[str, Any]
-    client_created_at: AwareDatetime
+    client_created_at: Instant
     # The device's own bookkeeping of the queue entry (seed 004 sync_queue); ignored.
     attempts: int | None = Field(default=None, exclude=True)
     last_error: str | None = Field(default=None, exclude=True)

@@ -6,7 +6,6 @@ ts), routed to tenants like Square's (unknown merchants quarantined), stored in 
 and each new event enqueued; an enqueue failure leaves the row to the outbox sweeper.
 """
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +22,7 @@ from pos_gateway.db import ConnectionFactory, queries, tenant_transaction
 from pos_gateway.http import validation_fields
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.service import MalformedEvent, WebhookRejected
+from pos_gateway.json_documents import UnstorableJson, load_storable
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers.clover.settings import CloverWebhookSettings
 from pos_gateway.providers.clover.webhook import (
@@ -210,11 +210,11 @@ class CloverWebhookIngest:
 
 def _document(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"))
+        return load_storable(body.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise MalformedEvent("body is not UTF-8") from exc
-    except ValueError as exc:
-        raise MalformedEvent("body is not JSON") from exc
+    except UnstorableJson as exc:
+        raise MalformedEvent(str(exc)) from exc
 
 
 def _verification(document: Any) -> CloverVerification | None:

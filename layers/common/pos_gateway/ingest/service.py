@@ -1,6 +1,5 @@
 """Square webhook ingest: the cheap, never-lose-an-event front door."""
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pos_gateway.http import ApiError, validation_fields
 from pos_gateway.ingest.queue import IngestQueue
 from pos_gateway.ingest.repository import RawEventStore, VerifiedEvent
+from pos_gateway.json_documents import UnstorableJson, load_storable
 from pos_gateway.messages import CreditRequest
 from pos_gateway.providers import square
 from pos_gateway.providers.models import Provider
@@ -21,8 +21,6 @@ from pos_gateway.providers.models import Provider
 logger = Logger(child=True)
 
 SQUARE_SIGNATURE_HEADER = "x-square-hmacsha256-signature"
-# A \u0000 escape that is not itself an escaped backslash followed by "u0000".
-_JSON_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 class WebhookRejected(ApiError):
@@ -148,10 +146,12 @@ def _parse(body: bytes) -> tuple[square.SquareEvent, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedEvent("body is not UTF-8") from exc
-    if _JSON_NUL_ESCAPE.search(text):
-        # PostgreSQL's jsonb and text cannot hold U+0000.
-        raise MalformedEvent("body contains a NUL character")
     try:
-        return square.parse_event(body), text
+        event = square.parse_event(body)
     except ValidationError as exc:
         raise MalformedEvent("body is not a valid Square event", validation_fields(exc)) from exc
+    try:
+        load_storable(text)  # a valid event may still hold what jsonb refuses (NaN, U+0000, ...)
+    except UnstorableJson as exc:
+        raise MalformedEvent(str(exc)) from exc
+    return event, text

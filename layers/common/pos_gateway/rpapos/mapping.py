@@ -141,7 +141,8 @@ def payload_hash(entity: EntityType, record: Mapping[str, Any], rules: Rules) ->
     if entity is E.TIPO_GESTION:
         code = external_id(record, contract.SOURCES[entity].id_field)
         text += canonical_json({"flowpos_order_type": rules.tipo_gestion_map.get(code or "")})
-    return hashlib.sha256(text.encode()).hexdigest()
+    # A lone surrogate (JSON "\ud800") is not UTF-8: hashed as its escape, never a crash.
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
 
 
 def movement_key(entity: EntityType, external_id: str) -> str:
@@ -172,6 +173,8 @@ def _number(value: Any) -> Any:
 
 def _numeric(scale: Decimal, integer_digits: int) -> Callable[[Decimal], Decimal]:
     def fit(value: Decimal) -> Decimal:
+        if not value.is_finite() or value.adjusted() >= integer_digits:
+            raise ValueError(f"more than {integer_digits} integer digits")
         rounded = value.quantize(scale, rounding=ROUND_HALF_UP)
         if abs(rounded) >= Decimal(10) ** integer_digits:
             raise ValueError(f"more than {integer_digits} integer digits")

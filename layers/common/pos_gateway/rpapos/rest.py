@@ -294,7 +294,7 @@ class RpaposRestClient:
             raise RpaposRequestError(f"GET {path}: {status} from RPApos", status)
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
             raise RpaposProtocolError(f"GET {path}: the answer is not JSON") from None
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:

@@ -267,7 +267,9 @@ class RpaposSoapClient:
             raise RpaposUnavailable(
                 f"{operation}: {type(exc).__name__} from {self._endpoint}", self._retry_after_seconds
             ) from None
-        except zeep.exceptions.Error as exc:  # unreadable XML, an answer the WSDL does not allow
+        except (zeep.exceptions.Error, ArithmeticError) as exc:
+            # Unreadable XML, an answer the WSDL does not allow, a decimal that is no number
+            # (zeep lets decimal.InvalidOperation through).
             raise RpaposProtocolError(f"{operation}: unreadable answer ({type(exc).__name__})") from None
 
 

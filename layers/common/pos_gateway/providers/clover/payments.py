@@ -17,6 +17,8 @@ from pos_gateway.providers.models import CustomerRef, PaymentRecord, Provider, R
 # (Clover allows at most three expanded fields per call).
 PAYMENT_EXPANSIONS = ("refunds", "order.customers.emailAddresses", "order.customers.phoneNumbers")
 
+# Epoch milliseconds of the last instant Python's datetime holds (9999-12-31T23:59:59.999Z).
+LAST_EPOCH_MS = 253_402_300_799_999
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _PHONE_PUNCTUATION = re.compile(r"[\s().\-/]")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
@@ -73,7 +75,7 @@ class CloverRefund(BaseModel):
 
     id: str = Field(min_length=1, max_length=64)
     amount: int = Field(ge=0, le=10**15)
-    created_time: int = Field(alias="createdTime", ge=0, le=10**15)
+    created_time: int = Field(alias="createdTime", ge=0, le=LAST_EPOCH_MS)
     status: str | None = Field(default=None, max_length=32)
     voided: bool = False
 
@@ -93,7 +95,7 @@ class CloverPayment(BaseModel):
     amount: int = Field(ge=0, le=10**15)
     tip_amount: int | None = Field(default=None, alias="tipAmount")
     result: str = Field(min_length=1, max_length=32)
-    created_time: int = Field(alias="createdTime", ge=0, le=10**15)
+    created_time: int = Field(alias="createdTime", ge=0, le=LAST_EPOCH_MS)
     order: CloverOrder | None = None
     refunds: _Refunds = Field(default_factory=_Refunds)
 
