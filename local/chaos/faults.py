@@ -18,7 +18,8 @@ ENQUEUE_FAILURE = "enqueue failure after raw insert"
 CLOVER_429 = "Clover 429"
 CLOVER_5XX = "Clover 5xx"
 POISON = "poison message (DLQ, redriven)"
-KINDS = [BACKEND_TERMINATED, HANDLER_CRASH, ENQUEUE_FAILURE, CLOVER_429, CLOVER_5XX, POISON]
+FIELD_NETWORK = "field network fault"  # refused / lost answer / 503 / 502 after apply, on a device's sync
+KINDS = [BACKEND_TERMINATED, HANDLER_CRASH, ENQUEUE_FAILURE, CLOVER_429, CLOVER_5XX, POISON, FIELD_NETWORK]
 
 
 @dataclass

@@ -2,11 +2,12 @@
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR
 from typing import Any
 
 import psycopg
 
-from local.chaos.record import Record
+from local.chaos.record import FieldRecord, Record
 from local.chaos.workload import FORGED, MALFORMED, STALE, UNKNOWN_MERCHANT, VALID
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -23,6 +24,10 @@ class Findings:
     transactions_credited: int = 0
     processed_events: int = 0
     quarantined_events: int = 0
+    # Offline field sales (zero when no field device took part).
+    field_unsynced: int = 0
+    field_mismatches: int = 0
+    field_credit_mismatches: int = 0
     details: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -44,6 +49,8 @@ def check(conn: Conn, record: Record) -> Findings:
     _balances(conn, findings)
     _partial_writes(record, raw, findings)
     _expected_points(conn, record, findings)
+    if record.field_sync is not None:
+        _field(conn, record.field_sync, findings)
     findings.processed_events = sum(1 for row in raw.values() if row["processed"])
     findings.quarantined_events = sum(1 for row in raw.values() if row["tenant_id"] is None)
     findings.transactions_credited = _count(
@@ -162,6 +169,8 @@ def _partial_writes(record: Record, raw: dict[tuple[str, str], dict[str, Any]], 
     known = {(e.provider, k) for k, e in record.events.items() if e.kind in (VALID, UNKNOWN_MERCHANT)}
     if record.poison is not None:
         known.add((record.poison.provider, record.poison.key))
+    if record.field_sync is not None:
+        known |= {("field", event_id) for event_id in record.field_sync.sale_events}
     refused = {(e.provider, k) for k, e in record.events.items() if e.kind in (FORGED, STALE, MALFORMED)}
     for identity, row in raw.items():
         if identity in refused:
@@ -187,7 +196,11 @@ def _expected_points(conn: Conn, record: Record, findings: Findings) -> None:
         ).fetchall()
     }
     expected = _expected(record, {row["id"]: identity for identity, row in wallets.items()})
-    for identity in sorted(set(expected) | set(wallets)):
+    # The field business's wallets are checked by _field (its members have a mobile, no email).
+    field_tenant = record.field_sync.tenant_name if record.field_sync is not None else None
+    for identity in sorted(set(expected) | set(wallets), key=lambda i: (i[0], i[1] or "")):
+        if identity[0] == field_tenant:
+            continue
         row = wallets.get(identity)
         balance = int(row["points_balance"]) if row else 0
         should = expected.get(identity, 0) + (int(row["shortfall"]) if row else 0)
@@ -220,3 +233,51 @@ def _expected(record: Record, wallet_owner: dict[str, tuple[str, str]]) -> dict[
             replayed.add(op.key)
         expected[wallet_owner[op.wallet_id]] += op.points
     return expected
+
+
+def _field(conn: Conn, field_record: FieldRecord, findings: Findings) -> None:
+    """Every operation the device holds as synced has its operation-log row (and none is left
+    unsynced on the device); the device's records equal the server's (compared by the run after
+    its last pull); each member sale is credited exactly once and the member's wallet holds
+    Σ floor(total) (1 point per sol)."""
+    landed = {
+        row["op_id"]
+        for row in conn.execute(
+            "SELECT op_id::text AS op_id FROM field_sales.sync_operations WHERE tenant_id = %s",
+            (field_record.tenant_id,),
+        ).fetchall()
+    }
+    missing = sorted(field_record.synced_op_ids - landed)
+    findings.field_unsynced = field_record.unsynced + len(missing)
+    if field_record.unsynced:
+        findings.note(f"field: {field_record.unsynced} operation(s) or record(s) not synced on the device")
+    for op_id in missing[:5]:
+        findings.note(f"field: operation {op_id} synced by the device has no operation-log row")
+    findings.field_mismatches = len(field_record.mismatches)
+    for text in field_record.mismatches[:5]:
+        findings.note(text)
+    credits = {
+        row["sale_id"]: int(row["n"])
+        for row in conn.execute(
+            "SELECT t.provider_transaction_id AS sale_id, count(l.id) AS n FROM pos.transactions t"
+            "  LEFT JOIN (loyalty.wallet_ledger l"
+            "             LEFT JOIN loyalty.reward_events e ON e.id = l.reward_event_id)"
+            "    ON l.entry_type = 'credit' AND coalesce(l.source_transaction_id, e.transaction_id) = t.id"
+            " WHERE t.tenant_id = %s AND t.provider = 'field' GROUP BY 1",
+            (field_record.tenant_id,),
+        ).fetchall()
+    }
+    for sale_id in sorted(field_record.member_sales):
+        if credits.get(sale_id, 0) != 1:
+            findings.field_credit_mismatches += 1
+            findings.note(f"field: member sale {sale_id} credited {credits.get(sale_id, 0)} time(s)")
+    row = conn.execute(
+        "SELECT coalesce(sum(w.points_balance), 0) AS points FROM loyalty.wallets w"
+        "  JOIN identity.users u ON u.id = w.user_id WHERE w.tenant_id = %s AND u.mobile = %s",
+        (field_record.tenant_id, field_record.member_mobile),
+    ).fetchone()
+    points = int(row["points"]) if row else 0
+    should = sum(int(total.to_integral_value(ROUND_FLOOR)) for total in field_record.member_sales.values())
+    if points != should:
+        findings.field_credit_mismatches += 1
+        findings.note(f"field: the member holds {points} points, the member sales earn {should}")

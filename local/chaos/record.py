@@ -3,6 +3,7 @@
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from local.chaos.workload import VALID, Event
 
@@ -27,6 +28,20 @@ class WalletOperation:
 
 
 @dataclass
+class FieldRecord:
+    """What the field device synced, for the invariants to check against the database."""
+
+    tenant_id: str
+    tenant_name: str
+    member_mobile: str
+    synced_op_ids: set[str] = field(default_factory=set)  # each must have its operation-log row
+    sale_events: set[str] = field(default_factory=set)  # raw event ids of sales with a customer
+    member_sales: dict[str, Decimal] = field(default_factory=dict)  # sale id -> total, to credit once
+    unsynced: int = 0  # the device's own count after the last sync
+    mismatches: list[str] = field(default_factory=list)  # device vs server, after the last pull
+
+
+@dataclass
 class Record:
     events: dict[str, Event] = field(default_factory=dict)
     answers: list[Answer] = field(default_factory=list)
@@ -34,6 +49,8 @@ class Record:
     # Set by the run: the poison message's raw event id and the valid payment written for it.
     poison: Event | None = None
     poison_raw_id: str | None = None
+    # Set by the run when a field device took part (local/chaos/field.py).
+    field_sync: FieldRecord | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def answered(self, answer: Answer) -> None:

@@ -27,8 +27,9 @@ import requests
 
 from local import seed as seeding
 from local.chaos import faults as f
+from local.chaos.field import FieldOutcome, FieldSeller
 from local.chaos.invariants import Findings, check
-from local.chaos.record import Answer, Record, WalletOperation
+from local.chaos.record import Answer, FieldRecord, Record, WalletOperation
 from local.chaos.report import Row, percentile, render
 from local.chaos.workload import (
     CAFE,
@@ -47,6 +48,7 @@ from local.chaos.workload import (
     generate,
     points_for,
 )
+from local.demo import FIELD_MEMBER_MOBILE, FIELD_TENANT
 from local.replay import CLOVER_AUTH_HEADER, SIGNATURE_HEADER
 from local.stack import ROOT, LocalStack, StackConfig
 from pos_gateway.messages import CreditRequest
@@ -57,11 +59,13 @@ from pos_gateway.recovery import redrive
 logger = logging.getLogger("local.chaos")
 CREDITING = "RewardCreditingFunction"
 SWEEPER = "OutboxSweeperFunction"
-INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction"
+# The functions that enqueue raw events after inserting them (a field push's member sales too).
+INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunction"
 NOT_COVERED = [
     "PostgreSQL restart",
     "Square / RPApos provider faults, provider timeouts (hangs)",
-    "offline-client pushes and an RPApos sync in parallel",
+    "an RPApos sync in parallel",
+    "a second field device (the admin's) and voids of field sales",
     "Clover refunds, Square partial refunds",
 ]
 
@@ -87,6 +91,10 @@ class Options:
     kill_every: float = 3.0
     clover_trouble_every: float = 3.0
     wallet_racers: int = 2
+    # The vendedor's field device: offline sessions, each ending in a sync through a flaky network.
+    field_sessions: int = 6
+    field_sales: int = 6  # sales a session (0.5–3 kg each: well within the 200 kg distribution)
+    field_pause: float = 6.0  # seconds between sessions (± 50%)
 
 
 QUICK: dict[str, Any] = {
@@ -102,6 +110,8 @@ QUICK: dict[str, Any] = {
     "clover_trouble_every": 2.0,
     "crash_rate": 0.1,
     "enqueue_failure_rate": 0.12,
+    "field_sessions": 3,
+    "field_pause": 2.0,
 }
 
 
@@ -114,6 +124,7 @@ class Result:
     five_xx: int
     drained: bool
     figures: dict[str, int] = field(default_factory=dict)
+    field_outcome: FieldOutcome | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +191,7 @@ class Chaos:
         if stack.demo is None:
             raise RuntimeError("the chaos run needs the demo data")
         self.tenants = {t.name: t for t in stack.tenants}
+        self.field_outcome = FieldOutcome(stack.demo.field.tenant_id)
 
     # -- the run ----------------------------------------------------------------------
     def run(self) -> Result:
@@ -194,8 +206,15 @@ class Chaos:
             threading.Thread(target=self._race_wallets, args=(n,), name=f"chaos-wallets-{n}", daemon=True)
             for n in range(self.options.wallet_racers)
         ]
+        seller = FieldSeller(
+            self.stack,
+            self.options.seed,
+            self.options.field_sessions,
+            self.options.field_sales,
+            self.options.field_pause,
+        )
         poison_id = self._send_poison()
-        for thread in (killer, trouble, sweeper, *racers):
+        for thread in (killer, trouble, sweeper, *racers, seller):
             thread.start()
         _progress(
             f"sending {len(self.workload.deliveries)} deliveries of {len(self.workload.events)} events"
@@ -208,6 +227,12 @@ class Chaos:
         for racer in racers:
             racer.join(timeout=60)
         self._fix_poison(poison_id)
+        # The field device's sessions ran alongside the senders and the wait for the poison, with
+        # the crediting faults still injected; what a session could not sync is synced here.
+        seller.join(timeout=120)
+        seller.stopping.set()
+        seller.join(timeout=60)
+        seller.settle()
         killer.stopping.set()
         trouble.stopping.set()
         killer.join(timeout=10)
@@ -218,6 +243,17 @@ class Chaos:
         sweeper.join(timeout=30)
         elapsed = time.monotonic() - started
         _progress(f"{'drained' if drained else 'NOT drained'} after {elapsed:.0f} s; checking the invariants")
+        self.field_outcome = seller.finish()
+        self.record.field_sync = FieldRecord(
+            str(self.field_outcome.tenant_id),
+            FIELD_TENANT,
+            FIELD_MEMBER_MOBILE,
+            synced_op_ids=self.field_outcome.synced,
+            sale_events=self.field_outcome.sale_events,
+            member_sales=self.field_outcome.member_sales,
+            unsynced=self.field_outcome.unsynced,
+            mismatches=self.field_outcome.mismatches,
+        )
         with self.stack.owner_connection() as conn:
             findings = check(conn, self.record)
         self._count_recoveries(findings, drained)
@@ -503,6 +539,11 @@ class Chaos:
             counts[f.CLOVER_5XX].recovered = counts[f.CLOVER_5XX].injected
         if poison_credits and poison_credits["n"] == 1:
             counts[f.POISON].recovered = 1
+        # A network fault on a sync is recovered when the device ends with everything synced and
+        # its records equal to the server's.
+        self.faults.injected(f.FIELD_NETWORK, self.field_outcome.injected)
+        if self.field_outcome.sessions and findings.field_unsynced == 0 and findings.field_mismatches == 0:
+            counts[f.FIELD_NETWORK].recovered = counts[f.FIELD_NETWORK].injected
 
     def _report(self, findings: Findings, drained: bool, elapsed: float) -> Result:
         record = self.record
@@ -538,6 +579,13 @@ class Chaos:
                 f"{len(adjustments)} / {sum(op.status == 201 for op in adjustments)}",
             ),
         ]
+        field_run = self.field_outcome
+        rows.append(
+            Row(
+                "field operations pushed / synced / replayed",
+                f"{len(field_run.pushed)} / {len(field_run.synced)} / {field_run.replayed}",
+            )
+        )
         for kind, count in self.faults.counts.items():
             rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
         rows += [
@@ -553,6 +601,9 @@ class Chaos:
             ("5xx (or no answer) to valid requests", five_xx),
             ("partial writes after rejected requests", findings.partial_writes),
             ("wallets off the run's expected points", findings.expected_points_mismatches),
+            ("field operations not synced", findings.field_unsynced),
+            ("field records differing device vs server", findings.field_mismatches),
+            ("field member sales not credited exactly once", findings.field_credit_mismatches),
         ]
         for figure, value in must_be_zero:
             rows.append(Row(figure, str(value), must_be_zero=True, failed=value != 0))
@@ -571,6 +622,8 @@ class Chaos:
         failed = not drained or any(value for _, value in must_be_zero)
         print(table)
         print("\nnot covered yet: " + "; ".join(NOT_COVERED))
+        if field_run.errors:
+            print("\nfield device (retried later): " + "; ".join(field_run.errors[:5]))
         if findings.details:
             print("\nfindings:\n  " + "\n  ".join(findings.details))
         verdict = (
@@ -580,7 +633,7 @@ class Chaos:
         )
         print(f"\n{verdict}", flush=True)
         figures = {figure: value for figure, value in must_be_zero}
-        return Result(int(failed), table, findings, self.faults, five_xx, drained, figures)
+        return Result(int(failed), table, findings, self.faults, five_xx, drained, figures, field_run)
 
 
 def _clover_duplicates(record: Record) -> list[int]:

@@ -2,15 +2,18 @@
 
 import json
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import psycopg
 import pytest
 
 from local import seed
+from local.chaos.field import compare
 from local.chaos.invariants import Findings, check
-from local.chaos.record import Answer, Record
+from local.chaos.record import Answer, FieldRecord, Record
 from local.chaos.workload import FORGED, VALID, Event
+from local.field_device import SimulatedDevice
 from tests.helpers import connected_merchant, insert_raw_event, payment_event, unique_email
 
 Conn = psycopg.Connection[Any]
@@ -151,3 +154,124 @@ def test_a_5xx_to_a_valid_delivery_is_counted(record: Record) -> None:
     record.answered(Answer("x", VALID, "square", 502, "http-502", 0.01))
     record.answered(Answer("y", FORGED, "square", 500, "http-500", 0.01))  # not a valid request
     assert record.valid_5xx() == 1
+
+
+# ------------------------------------------------------------------ offline field sales
+
+
+def _credited_field_sale(owner: Conn, record: Record) -> dict[str, Any]:
+    """A member's field sale of 25.90 as crediting leaves it (transaction, earn, one credit of 25),
+    with the run's record of it: synced by the device, to be credited once."""
+    merchant = connected_merchant(owner)
+    tenant = owner.execute(
+        "SELECT name FROM identity.tenants WHERE id = %s", (merchant.tenant_id,)
+    ).fetchone()
+    assert tenant is not None
+    mobile = f"+5198{uuid.uuid4().int % 10**7:07d}"
+    sale_id = str(uuid.uuid4())
+    ids: dict[str, Any] = {
+        "tenant_id": merchant.tenant_id,
+        "user_id": seed.create_user(owner, mobile=mobile),
+        "sale_id": sale_id,
+    }
+    for name, query in (
+        (
+            "transaction_id",
+            "INSERT INTO pos.transactions (tenant_id, user_id, provider, provider_transaction_id,"
+            " amount_minor_units, currency, transaction_at)"
+            " VALUES (%(tenant_id)s, %(user_id)s, 'field', %(sale_id)s, 2590, 'PEN', now()) RETURNING id",
+        ),
+        (
+            "wallet_id",
+            "INSERT INTO loyalty.wallets (tenant_id, user_id) VALUES (%(tenant_id)s, %(user_id)s)"
+            " RETURNING id",
+        ),
+        (
+            "reward_id",
+            "INSERT INTO loyalty.reward_events (tenant_id, wallet_id, transaction_id, kind, outcome,"
+            " points_earned)"
+            " VALUES (%(tenant_id)s, %(wallet_id)s, %(transaction_id)s, 'earn', 'credited', 25)"
+            " RETURNING id",
+        ),
+        (
+            "ledger_id",
+            "INSERT INTO loyalty.wallet_ledger (tenant_id, wallet_id, entry_type, points,"
+            " source_transaction_id, reward_event_id)"
+            " VALUES (%(tenant_id)s, %(wallet_id)s, 'credit', 25, %(transaction_id)s, %(reward_id)s)"
+            " RETURNING id",
+        ),
+    ):
+        row = owner.execute(query, ids).fetchone()
+        assert row is not None
+        ids[name] = row["id"]
+    record.field_sync = FieldRecord(
+        str(merchant.tenant_id), tenant["name"], mobile, member_sales={sale_id: Decimal("25.90")}
+    )
+    return ids
+
+
+def _field_figures(findings: Findings) -> dict[str, int]:
+    return {
+        "unsynced": findings.field_unsynced,
+        "differing": findings.field_mismatches,
+        "credits": findings.field_credit_mismatches,
+    }
+
+
+def test_a_clean_field_sale_passes(owner: Conn) -> None:
+    record = Record()
+    _credited_field_sale(owner, record)
+    assert _field_figures(check(owner, record)) == {"unsynced": 0, "differing": 0, "credits": 0}
+
+
+def test_a_second_credit_of_a_field_sale_is_found(owner: Conn) -> None:
+    record = Record()
+    ids = _credited_field_sale(owner, record)
+    owner.execute(
+        "INSERT INTO loyalty.wallet_ledger (tenant_id, wallet_id, entry_type, points, reward_event_id)"
+        " VALUES (%s, %s, 'credit', 25, %s)",
+        (ids["tenant_id"], ids["wallet_id"], ids["reward_id"]),
+    )
+    findings = check(owner, record)
+    # The sale credited twice, and the member holding 50 points for a sale that earns 25.
+    assert findings.field_credit_mismatches == 2
+    assert any(ids["sale_id"] in note and "2 time(s)" in note for note in findings.details)
+
+
+def test_an_uncredited_member_sale_is_found(owner: Conn) -> None:
+    record = Record()
+    _credited_field_sale(owner, record)
+    assert record.field_sync is not None
+    record.field_sync.member_sales[str(uuid.uuid4())] = Decimal("3.10")  # never credited
+    assert _field_figures(check(owner, record))["credits"] == 2  # 0 credits; 25 held, 28 earned
+
+
+def test_a_synced_operation_without_its_log_row_is_not_synced(owner: Conn) -> None:
+    record = Record()
+    _credited_field_sale(owner, record)
+    assert record.field_sync is not None
+    # As if its field_sales.sync_operations row had been removed: the device holds it as synced.
+    record.field_sync.synced_op_ids.add(str(uuid.uuid4()))
+    record.field_sync.unsynced = 1  # and one record the device could not sync
+    assert _field_figures(check(owner, record))["unsynced"] == 2
+
+
+def test_a_field_record_differing_from_the_server_is_found() -> None:
+    pollo = uuid.uuid4()
+    device = SimulatedDevice("http://127.0.0.1:9", "credential", {"pollo": pollo})
+    customer = device.add_customer("Cliente", phone="987 654 321")
+    sale = device.sell("2.000", client_id=customer)  # 19.80 on credit
+    abono = device.pay(customer, "5.00")
+    device.server = {
+        ("customers", str(customer)): {"debt": "14.80"},
+        ("sales", str(sale)): {"totalAmount": "19.80", "items": [{"quantity": "2.000"}]},
+        ("abonos", str(abono)): {"amount": "5.00"},
+        ("inventory", str(pollo)): {"quantity": "498.000"},
+    }
+    assert compare(device, pollo, Decimal("500")) == []
+
+    device.server[("sales", str(sale))]["totalAmount"] = "9.90"
+    device.server[("inventory", str(pollo))]["quantity"] = "496.000"
+    del device.server[("abonos", str(abono))]
+    differences = compare(device, pollo, Decimal("500"))
+    assert len(differences) == 3, differences
