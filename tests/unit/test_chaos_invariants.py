@@ -19,32 +19,11 @@ from tests.helpers import connected_merchant, insert_raw_event, payment_event, u
 Conn = psycopg.Connection[Any]
 
 
-def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
-    """A valid payment as the pipeline leaves it: raw row processed, transaction, earn, ledger credit."""
-    merchant = connected_merchant(owner)
-    tenant = owner.execute(
-        "SELECT name FROM identity.tenants WHERE id = %s", (merchant.tenant_id,)
-    ).fetchone()
-    assert tenant is not None
-    email = unique_email()
-    user_id = seed.create_user(owner, email=email)
-    event = payment_event(merchant_id=merchant.merchant_id, email=email, amount=2_500)
-    payment_id = event["data"]["id"]
-    raw_id = insert_raw_event(owner, merchant.tenant_id, event)
-    owner.execute(
-        "UPDATE pos.pos_webhook_events_raw SET processed = true, processed_at = now(),"
-        " processing_outcome = 'credited' WHERE id = %s",
-        (raw_id,),
-    )
-    ids: dict[str, Any] = {"tenant_id": merchant.tenant_id, "user_id": user_id, "raw_id": raw_id}
+def _credit_once(owner: Conn, ids: dict[str, Any], insert_transaction: str) -> None:
+    """The transaction, the member's wallet, its earn event and one ledger credit of 25 points;
+    each new id is added to ``ids``."""
     for name, query in (
-        (
-            "transaction_id",
-            "INSERT INTO pos.transactions (tenant_id, user_id, provider, provider_transaction_id,"
-            " amount_minor_units, currency, transaction_at, raw_event_id)"
-            " VALUES (%(tenant_id)s, %(user_id)s, 'square', %(payment_id)s, 2500, 'USD', now(), %(raw_id)s)"
-            " RETURNING id",
-        ),
+        ("transaction_id", insert_transaction),
         (
             "wallet_id",
             "INSERT INTO loyalty.wallets (tenant_id, user_id) VALUES (%(tenant_id)s, %(user_id)s)"
@@ -65,9 +44,38 @@ def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
             " RETURNING id",
         ),
     ):
-        row = owner.execute(query, {**ids, "payment_id": payment_id}).fetchone()
+        row = owner.execute(query, ids).fetchone()
         assert row is not None
         ids[name] = row["id"]
+
+
+def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
+    """A valid payment as the pipeline leaves it: raw row processed, transaction, earn, ledger credit."""
+    merchant = connected_merchant(owner)
+    tenant = owner.execute(
+        "SELECT name FROM identity.tenants WHERE id = %s", (merchant.tenant_id,)
+    ).fetchone()
+    assert tenant is not None
+    email = unique_email()
+    user_id = seed.create_user(owner, email=email)
+    event = payment_event(merchant_id=merchant.merchant_id, email=email, amount=2_500)
+    payment_id = event["data"]["id"]
+    raw_id = insert_raw_event(owner, merchant.tenant_id, event)
+    owner.execute(
+        "UPDATE pos.pos_webhook_events_raw SET processed = true, processed_at = now(),"
+        " processing_outcome = 'credited' WHERE id = %s",
+        (raw_id,),
+    )
+    ids: dict[str, Any] = {"tenant_id": merchant.tenant_id, "user_id": user_id, "raw_id": raw_id}
+    ids["payment_id"] = payment_id
+    _credit_once(
+        owner,
+        ids,
+        "INSERT INTO pos.transactions (tenant_id, user_id, provider, provider_transaction_id,"
+        " amount_minor_units, currency, transaction_at, raw_event_id)"
+        " VALUES (%(tenant_id)s, %(user_id)s, 'square', %(payment_id)s, 2500, 'USD', now(), %(raw_id)s)"
+        " RETURNING id",
+    )
     record.events[event["event_id"]] = Event(
         event["event_id"], "square", VALID, tenant["name"], json.dumps(event).encode(), 2,
         payment_id=payment_id, email=email, points=25,
@@ -174,36 +182,13 @@ def _credited_field_sale(owner: Conn, record: Record) -> dict[str, Any]:
         "user_id": seed.create_user(owner, mobile=mobile),
         "sale_id": sale_id,
     }
-    for name, query in (
-        (
-            "transaction_id",
-            "INSERT INTO pos.transactions (tenant_id, user_id, provider, provider_transaction_id,"
-            " amount_minor_units, currency, transaction_at)"
-            " VALUES (%(tenant_id)s, %(user_id)s, 'field', %(sale_id)s, 2590, 'PEN', now()) RETURNING id",
-        ),
-        (
-            "wallet_id",
-            "INSERT INTO loyalty.wallets (tenant_id, user_id) VALUES (%(tenant_id)s, %(user_id)s)"
-            " RETURNING id",
-        ),
-        (
-            "reward_id",
-            "INSERT INTO loyalty.reward_events (tenant_id, wallet_id, transaction_id, kind, outcome,"
-            " points_earned)"
-            " VALUES (%(tenant_id)s, %(wallet_id)s, %(transaction_id)s, 'earn', 'credited', 25)"
-            " RETURNING id",
-        ),
-        (
-            "ledger_id",
-            "INSERT INTO loyalty.wallet_ledger (tenant_id, wallet_id, entry_type, points,"
-            " source_transaction_id, reward_event_id)"
-            " VALUES (%(tenant_id)s, %(wallet_id)s, 'credit', 25, %(transaction_id)s, %(reward_id)s)"
-            " RETURNING id",
-        ),
-    ):
-        row = owner.execute(query, ids).fetchone()
-        assert row is not None
-        ids[name] = row["id"]
+    _credit_once(
+        owner,
+        ids,
+        "INSERT INTO pos.transactions (tenant_id, user_id, provider, provider_transaction_id,"
+        " amount_minor_units, currency, transaction_at)"
+        " VALUES (%(tenant_id)s, %(user_id)s, 'field', %(sale_id)s, 2590, 'PEN', now()) RETURNING id",
+    )
     record.field_sync = FieldRecord(
         str(merchant.tenant_id), tenant["name"], mobile, member_sales={sale_id: Decimal("25.90")}
     )
