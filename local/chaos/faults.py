@@ -19,7 +19,17 @@ CLOVER_429 = "Clover 429"
 CLOVER_5XX = "Clover 5xx"
 POISON = "poison message (DLQ, redriven)"
 FIELD_NETWORK = "field network fault"  # refused / lost answer / 503 / 502 after apply, on a device's sync
-KINDS = [BACKEND_TERMINATED, HANDLER_CRASH, ENQUEUE_FAILURE, CLOVER_429, CLOVER_5XX, POISON, FIELD_NETWORK]
+RPAPOS_OUTAGE = "RPApos outage"  # 503s to the catalog run's requests: the state machine's RetryLater path
+KINDS = [
+    BACKEND_TERMINATED,
+    HANDLER_CRASH,
+    ENQUEUE_FAILURE,
+    CLOVER_429,
+    CLOVER_5XX,
+    POISON,
+    FIELD_NETWORK,
+    RPAPOS_OUTAGE,
+]
 
 
 @dataclass

@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from local.chaos.record import FieldRecord, Record
+from local.chaos.record import FieldRecord, Record, RpaposRecord
 from local.chaos.workload import FORGED, MALFORMED, STALE, UNKNOWN_MERCHANT, VALID
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -28,6 +28,10 @@ class Findings:
     field_unsynced: int = 0
     field_mismatches: int = 0
     field_credit_mismatches: int = 0
+    # The RPApos catalog sync run alongside (zero when none took part).
+    rpapos_runs_not_completed: int = 0
+    rpapos_not_loaded_once: int = 0
+    rpapos_second_run_writes: int = 0
     details: list[str] = field(default_factory=list)
 
     def note(self, text: str) -> None:
@@ -51,6 +55,8 @@ def check(conn: Conn, record: Record) -> Findings:
     _expected_points(conn, record, findings)
     if record.field_sync is not None:
         _field(conn, record.field_sync, findings)
+    if record.rpapos is not None:
+        _rpapos(conn, record.rpapos, findings)
     findings.processed_events = sum(1 for row in raw.values() if row["processed"])
     findings.quarantined_events = sum(1 for row in raw.values() if row["tenant_id"] is None)
     findings.transactions_credited = _count(
@@ -281,3 +287,85 @@ def _field(conn: Conn, field_record: FieldRecord, findings: Findings) -> None:
     if points != should:
         findings.field_credit_mismatches += 1
         findings.note(f"field: the member holds {points} points, the member sales earn {should}")
+
+
+# The RPApos entity types the catalog loads into catalog.product (one product per record).
+PRODUCT_ENTITIES = ("plu", "sku")
+
+
+def _rpapos(conn: Conn, rpapos: RpaposRecord, findings: Findings) -> None:
+    """The catalog run (and the second one) ended ``completed``, as the database holds them; each
+    entity's stats add up (extracted = loaded + skipped + failed + archived_only, nothing failed,
+    the entity completed); every PLU and SKU of the fake is one catalog.product row of the tenant
+    with one id-map row; the second run loaded nothing (every record skipped, unchanged)."""
+    runs = {
+        str(row["id"]): row
+        for row in conn.execute(
+            "SELECT id, status, per_entity_stats FROM rpapos.rpapos_sync_run WHERE tenant_id = %s",
+            (rpapos.tenant_id,),
+        ).fetchall()
+    }
+    findings.rpapos_runs_not_completed = rpapos.start_failures
+    if rpapos.start_failures:
+        findings.note(f"rpapos: {rpapos.start_failures} sync run(s) the admin API did not start")
+    for run_id in (rpapos.run_id, rpapos.second_run_id):
+        if run_id is None:
+            continue
+        row = runs.get(run_id)
+        status = str(row["status"]) if row else "missing"
+        if status != "completed":
+            findings.rpapos_runs_not_completed += 1
+            findings.note(f"rpapos: sync run {run_id} is {status}, not completed")
+        for entity, stats in sorted(((row or {}).get("per_entity_stats") or {}).items()):
+            _entity_stats(run_id, entity, stats, findings)
+    products = _count_for(
+        conn, "SELECT count(*) AS n FROM catalog.product WHERE tenant_id = %s", rpapos.tenant_id
+    )
+    mapped = _count_for(
+        conn,
+        "SELECT count(*) AS n FROM rpapos.rpapos_id_map m JOIN catalog.product p"
+        "  ON p.id = m.flowpos_entity_id AND p.tenant_id = m.tenant_id"
+        " WHERE m.tenant_id = %s AND m.entity_type::text = ANY(%s)",
+        rpapos.tenant_id,
+        list(PRODUCT_ENTITIES),
+    )
+    id_map = _count_for(
+        conn,
+        "SELECT count(*) AS n FROM rpapos.rpapos_id_map WHERE tenant_id = %s AND entity_type::text = ANY(%s)",
+        rpapos.tenant_id,
+        list(PRODUCT_ENTITIES),
+    )
+    if rpapos.run_id is not None and not (products == mapped == id_map == rpapos.expected_products):
+        findings.rpapos_not_loaded_once += 1
+        findings.note(
+            f"rpapos: {products} catalog.product row(s), {id_map} PLU/SKU id-map row(s) ({mapped} naming"
+            f" a product of the tenant), RPApos holds {rpapos.expected_products} PLUs and SKUs"
+        )
+    if rpapos.second_run_id is not None:
+        second = (runs.get(rpapos.second_run_id) or {}).get("per_entity_stats") or {}
+        for entity, stats in sorted(second.items()):
+            if int(stats.get("loaded", 0)) or int(stats.get("skipped", 0)) != int(stats.get("extracted", 0)):
+                findings.rpapos_second_run_writes += 1
+                findings.note(
+                    f"rpapos: the second run loaded {stats.get('loaded', 0)} {entity} record(s)"
+                    f" ({stats.get('skipped', 0)} of {stats.get('extracted', 0)} skipped)"
+                )
+
+
+def _entity_stats(run_id: str, entity: str, stats: dict[str, Any], findings: Findings) -> None:
+    counts = {name: int(stats.get(name, 0)) for name in ("extracted", "loaded", "skipped", "failed")}
+    archived = int(stats.get("archived_only", 0))
+    adds_up = counts["extracted"] == counts["loaded"] + counts["skipped"] + counts["failed"] + archived
+    status = str(stats.get("status", "pending"))
+    if not adds_up or counts["failed"] or status not in ("completed", "archived_only"):
+        findings.rpapos_not_loaded_once += 1
+        findings.note(
+            f"rpapos: run {run_id} {entity} {status}: extracted {counts['extracted']}, loaded"
+            f" {counts['loaded']}, skipped {counts['skipped']}, failed {counts['failed']},"
+            f" archived_only {archived}"
+        )
+
+
+def _count_for(conn: Conn, query: str, *params: Any) -> int:
+    row = conn.execute(query, params).fetchone()
+    return int(row["n"]) if row else 0

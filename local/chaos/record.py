@@ -4,6 +4,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from local.chaos.workload import VALID, Event
 
@@ -42,6 +43,22 @@ class FieldRecord:
 
 
 @dataclass
+class RpaposRecord:
+    """The RPApos catalog runs made alongside (local/chaos/rpapos.py), for the invariants."""
+
+    tenant_id: str
+    expected_products: int  # the fake's PLUs + SKUs (soft-deleted ones included): one product each
+    run_id: str | None = None
+    run_status: str = "not started"
+    run_stats: dict[str, Any] = field(default_factory=dict)  # per_entity_stats of the first run
+    run_seconds: float | None = None
+    start_failures: int = 0  # runs the admin API did not start
+    second_run_id: str | None = None  # a second catalog run after the first: it must write nothing
+    second_status: str = "not started"
+    second_stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Record:
     events: dict[str, Event] = field(default_factory=dict)
     answers: list[Answer] = field(default_factory=list)
@@ -51,6 +68,8 @@ class Record:
     poison_raw_id: str | None = None
     # Set by the run when a field device took part (local/chaos/field.py).
     field_sync: FieldRecord | None = None
+    # Set by the run when an RPApos sync ran alongside.
+    rpapos: RpaposRecord | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def answered(self, answer: Answer) -> None:

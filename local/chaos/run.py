@@ -31,6 +31,7 @@ from local.chaos.field import FieldOutcome, FieldSeller
 from local.chaos.invariants import Findings, check
 from local.chaos.record import Answer, FieldRecord, Record, WalletOperation
 from local.chaos.report import Row, percentile, render
+from local.chaos.rpapos import RpaposOutcome, RpaposSync
 from local.chaos.workload import (
     CAFE,
     CLOVER_MERCHANT,
@@ -63,8 +64,8 @@ SWEEPER = "OutboxSweeperFunction"
 INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunction"
 NOT_COVERED = [
     "PostgreSQL restart",
-    "Square / RPApos provider faults, provider timeouts (hangs)",
-    "an RPApos sync in parallel",
+    "Square / RPApos provider faults (but an RPApos outage), provider timeouts (hangs)",
+    "a larger or historical RPApos sync, its pause / cancel under chaos",
     "a second field device (the admin's) and voids of field sales",
     "Clover refunds, Square partial refunds",
 ]
@@ -95,6 +96,10 @@ class Options:
     field_sessions: int = 6
     field_sales: int = 6  # sales a session (0.5–3 kg each: well within the 200 kg distribution)
     field_pause: float = 6.0  # seconds between sessions (± 50%)
+    # An RPApos catalog sync (the demo's Casa Antigua) started while the senders run, its first
+    # requests meeting an outage; after the drain its end is awaited, then a second run.
+    rpapos: bool = True
+    rpapos_timeout: float = 120.0
 
 
 QUICK: dict[str, Any] = {
@@ -125,6 +130,7 @@ class Result:
     drained: bool
     figures: dict[str, int] = field(default_factory=dict)
     field_outcome: FieldOutcome | None = None
+    rpapos_outcome: RpaposOutcome | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,6 +198,8 @@ class Chaos:
             raise RuntimeError("the chaos run needs the demo data")
         self.tenants = {t.name: t for t in stack.tenants}
         self.field_outcome = FieldOutcome(stack.demo.field.tenant_id)
+        self.rpapos = RpaposSync(stack) if options.rpapos else None
+        self.rpapos_outcome: RpaposOutcome | None = None
 
     # -- the run ----------------------------------------------------------------------
     def run(self) -> Result:
@@ -213,9 +221,14 @@ class Chaos:
             self.options.field_sales,
             self.options.field_pause,
         )
+        if self.rpapos is not None:
+            self.rpapos.connect()
         poison_id = self._send_poison()
         for thread in (killer, trouble, sweeper, *racers, seller):
             thread.start()
+        if self.rpapos is not None:
+            _progress("starting an RPApos catalog sync run (its first requests meet an outage)")
+            self.rpapos.start()
         _progress(
             f"sending {len(self.workload.deliveries)} deliveries of {len(self.workload.events)} events"
             f" from {self.options.senders} senders (at most {self.options.duration:.0f} s)"
@@ -242,7 +255,12 @@ class Chaos:
         self.stop_sweeping.set()
         sweeper.join(timeout=30)
         elapsed = time.monotonic() - started
-        _progress(f"{'drained' if drained else 'NOT drained'} after {elapsed:.0f} s; checking the invariants")
+        _progress(f"{'drained' if drained else 'NOT drained'} after {elapsed:.0f} s")
+        if self.rpapos is not None:
+            _progress(f"waiting for the RPApos sync (at most {self.options.rpapos_timeout:.0f} s)")
+            self.rpapos_outcome = self.rpapos.finish(self.options.rpapos_timeout)
+            self.record.rpapos = self.rpapos_outcome.record
+        _progress("checking the invariants")
         self.field_outcome = seller.finish()
         self.record.field_sync = FieldRecord(
             str(self.field_outcome.tenant_id),
@@ -544,6 +562,11 @@ class Chaos:
         self.faults.injected(f.FIELD_NETWORK, self.field_outcome.injected)
         if self.field_outcome.sessions and findings.field_unsynced == 0 and findings.field_mismatches == 0:
             counts[f.FIELD_NETWORK].recovered = counts[f.FIELD_NETWORK].injected
+        # An RPApos outage is recovered when the run it hit still completed.
+        if self.rpapos_outcome is not None:
+            self.faults.injected(f.RPAPOS_OUTAGE, self.rpapos_outcome.outage_answers)
+            if self.rpapos_outcome.record.run_status == "completed":
+                counts[f.RPAPOS_OUTAGE].recovered = counts[f.RPAPOS_OUTAGE].injected
 
     def _report(self, findings: Findings, drained: bool, elapsed: float) -> Result:
         record = self.record
@@ -586,6 +609,19 @@ class Chaos:
                 f"{len(field_run.pushed)} / {len(field_run.synced)} / {field_run.replayed}",
             )
         )
+        if self.rpapos_outcome is not None:
+            rows.append(
+                Row(
+                    "RPApos sync: records extracted / loaded, run seconds",
+                    _rpapos_figure(self.rpapos_outcome),
+                )
+            )
+            rows.append(
+                Row(
+                    "RPApos RetryLater retries / second run skipped of extracted",
+                    _rpapos_retries(self.rpapos_outcome),
+                )
+            )
         for kind, count in self.faults.counts.items():
             rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
         rows += [
@@ -605,6 +641,12 @@ class Chaos:
             ("field records differing device vs server", findings.field_mismatches),
             ("field member sales not credited exactly once", findings.field_credit_mismatches),
         ]
+        if self.rpapos_outcome is not None:
+            must_be_zero += [
+                ("RPApos sync runs not completed", findings.rpapos_runs_not_completed),
+                ("RPApos records not loaded exactly once", findings.rpapos_not_loaded_once),
+                ("RPApos second run records written", findings.rpapos_second_run_writes),
+            ]
         for figure, value in must_be_zero:
             rows.append(Row(figure, str(value), must_be_zero=True, failed=value != 0))
         rows += [
@@ -624,6 +666,8 @@ class Chaos:
         print("\nnot covered yet: " + "; ".join(NOT_COVERED))
         if field_run.errors:
             print("\nfield device (retried later): " + "; ".join(field_run.errors[:5]))
+        if self.rpapos_outcome is not None and self.rpapos_outcome.errors:
+            print("\nRPApos sync: " + "; ".join(self.rpapos_outcome.errors[:5]))
         if findings.details:
             print("\nfindings:\n  " + "\n  ".join(findings.details))
         verdict = (
@@ -633,7 +677,37 @@ class Chaos:
         )
         print(f"\n{verdict}", flush=True)
         figures = {figure: value for figure, value in must_be_zero}
-        return Result(int(failed), table, findings, self.faults, five_xx, drained, figures, field_run)
+        return Result(
+            int(failed),
+            table,
+            findings,
+            self.faults,
+            five_xx,
+            drained,
+            figures,
+            field_run,
+            self.rpapos_outcome,
+        )
+
+
+def _totals(stats: dict[str, Any], name: str) -> int:
+    return sum(int((entity or {}).get(name, 0)) for entity in stats.values())
+
+
+def _rpapos_figure(outcome: RpaposOutcome) -> str:
+    record = outcome.record
+    seconds = f"{record.run_seconds:.1f} s" if record.run_seconds is not None else record.run_status
+    extracted, loaded = _totals(record.run_stats, "extracted"), _totals(record.run_stats, "loaded")
+    return f"{extracted} / {loaded}, {seconds}"
+
+
+def _rpapos_retries(outcome: RpaposOutcome) -> str:
+    record = outcome.record
+    if record.second_run_id is None:
+        second = "no second run"
+    else:
+        second = f"{_totals(record.second_stats, 'skipped')} of {_totals(record.second_stats, 'extracted')}"
+    return f"{outcome.retry_later} / {second}"
 
 
 def _clover_duplicates(record: Record) -> list[int]:

@@ -1,11 +1,12 @@
 """`make chaos` in its small configuration: load, duplicates, offline field pushes through a flaky
 network and every injected fault kind, then nothing lost, nothing doubled, no bad input in, every
-field operation synced once (the same run `make chaos` does, smaller)."""
+field operation synced once, an RPApos catalog sync completed through an outage and loaded once
+(the same run `make chaos` does, smaller)."""
 
 import pytest
 
 from local.chaos import run as chaos
-from local.chaos.faults import FIELD_NETWORK, KINDS
+from local.chaos.faults import FIELD_NETWORK, KINDS, RPAPOS_OUTAGE
 from local.database import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -24,11 +25,14 @@ def test_the_quick_chaos_run_passes(result: chaos.Result) -> None:
 
 def test_every_must_be_zero_figure_is_zero(result: chaos.Result) -> None:
     assert result.figures == {figure: 0 for figure in result.figures}, result.table
-    assert len(result.figures) == 10
+    assert len(result.figures) == 13
     for figure in (
         "field operations not synced",
         "field records differing device vs server",
         "field member sales not credited exactly once",
+        "RPApos sync runs not completed",
+        "RPApos records not loaded exactly once",
+        "RPApos second run records written",
     ):
         assert result.figures[figure] == 0, result.table
 
@@ -56,3 +60,20 @@ def test_the_field_device_pushed_through_network_faults(result: chaos.Result) ->
     assert field.member_sales, "no sale to the loyalty member"
     assert result.faults.counts[FIELD_NETWORK].injected >= 2, result.table
     assert "field operations pushed / synced / replayed" in result.table
+
+
+def test_the_rpapos_sync_ran_alongside_through_an_outage(result: chaos.Result) -> None:
+    rpapos = result.rpapos_outcome
+    assert rpapos is not None
+    record = rpapos.record
+    assert record.run_id is not None
+    assert record.run_status == "completed", result.table
+    assert record.run_seconds is not None
+    assert sum(int(stats["loaded"]) for stats in record.run_stats.values()) >= record.expected_products > 0
+    assert rpapos.outage_answers >= 1, result.table
+    assert rpapos.retry_later >= 1, result.table  # the state machine's RetryLater path ran
+    assert result.faults.counts[RPAPOS_OUTAGE].recovered == rpapos.outage_answers
+    assert record.second_run_id is not None
+    assert record.second_status == "completed", result.table
+    assert all(int(stats["loaded"]) == 0 for stats in record.second_stats.values())
+    assert "RPApos sync: records extracted / loaded, run seconds" in result.table

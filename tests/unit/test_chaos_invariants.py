@@ -11,7 +11,7 @@ import pytest
 from local import seed
 from local.chaos.field import compare
 from local.chaos.invariants import Findings, check
-from local.chaos.record import Answer, FieldRecord, Record
+from local.chaos.record import Answer, FieldRecord, Record, RpaposRecord
 from local.chaos.workload import FORGED, VALID, Event
 from local.field_device import SimulatedDevice
 from tests.helpers import connected_merchant, insert_raw_event, payment_event, unique_email
@@ -260,3 +260,138 @@ def test_a_field_record_differing_from_the_server_is_found() -> None:
     del device.server[("abonos", str(abono))]
     differences = compare(device, pollo, Decimal("500"))
     assert len(differences) == 3, differences
+
+
+# ---------------------------------------------------------------- an RPApos catalog sync alongside
+
+_CATALOG_STATS = {
+    "plu": {
+        "extracted": 3,
+        "loaded": 3,
+        "skipped": 0,
+        "failed": 0,
+        "archived_only": 0,
+        "status": "completed",
+    },
+    "sku": {
+        "extracted": 2,
+        "loaded": 2,
+        "skipped": 0,
+        "failed": 0,
+        "archived_only": 0,
+        "status": "completed",
+    },
+}
+
+
+def _rpapos_run(owner: Conn, tenant_id: uuid.UUID, connection_id: uuid.UUID, stats: dict[str, Any]) -> str:
+    row = owner.execute(
+        "INSERT INTO rpapos.rpapos_sync_run (tenant_id, connection_id, mode, status, entity_types,"
+        " per_entity_stats, completed_at)"
+        " VALUES (%s, %s, 'catalog', 'completed', '{sku,plu}', %s::jsonb, now()) RETURNING id",
+        (tenant_id, connection_id, json.dumps(stats)),
+    ).fetchone()
+    assert row is not None
+    return str(row["id"])
+
+
+def _synced_catalog(owner: Conn) -> RpaposRecord:
+    """A catalog run and the second run after it as the engine leaves them: 3 PLUs and 2 SKUs,
+    each one catalog.product row with its id-map row; the second run skipped everything."""
+    tenant_id = seed.create_tenant(owner, f"RPApos {uuid.uuid4().hex[:8]}", country="GT")
+    connection_id = uuid.uuid4()
+    owner.execute(
+        "INSERT INTO rpapos.rpapos_connection (id, tenant_id, subdomain, usuario, password_encrypted)"
+        " VALUES (%s, %s, %s, 'admin', 'v1.k.aaaa.bbbb')",
+        (connection_id, tenant_id, f"t{uuid.uuid4().hex[:12]}"),
+    )
+    for entity, n in (("plu", 3), ("sku", 2)):
+        for index in range(n):
+            product = owner.execute(
+                "INSERT INTO catalog.product (tenant_id, code, name, is_raw_material)"
+                " VALUES (%s, %s, %s, %s) RETURNING id",
+                (tenant_id, f"{entity}-{index}", f"{entity} {index}", entity == "sku"),
+            ).fetchone()
+            assert product is not None
+            owner.execute(
+                "INSERT INTO rpapos.rpapos_id_map (tenant_id, entity_type, external_id, flowpos_entity_id)"
+                " VALUES (%s, %s, %s, %s)",
+                (tenant_id, entity, str(index), product["id"]),
+            )
+    first = _rpapos_run(owner, tenant_id, connection_id, _CATALOG_STATS)
+    unchanged = {
+        entity: {**stats, "loaded": 0, "skipped": stats["extracted"]}
+        for entity, stats in _CATALOG_STATS.items()
+    }
+    second = _rpapos_run(owner, tenant_id, connection_id, unchanged)
+    return RpaposRecord(
+        str(tenant_id), expected_products=5, run_id=first, run_status="completed", second_run_id=second
+    )
+
+
+def _rpapos_figures(findings: Findings) -> dict[str, int]:
+    return {
+        "not completed": findings.rpapos_runs_not_completed,
+        "not once": findings.rpapos_not_loaded_once,
+        "second writes": findings.rpapos_second_run_writes,
+    }
+
+
+def test_a_clean_rpapos_sync_passes(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert _rpapos_figures(check(owner, record)) == {"not completed": 0, "not once": 0, "second writes": 0}
+
+
+def test_a_failed_rpapos_run_is_not_completed(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert record.rpapos is not None
+    owner.execute(
+        "UPDATE rpapos.rpapos_sync_run SET status = 'failed', last_error = 'planted' WHERE id = %s",
+        (record.rpapos.run_id,),
+    )
+    findings = check(owner, record)
+    assert findings.rpapos_runs_not_completed == 1
+    assert any("is failed, not completed" in note for note in findings.details)
+
+
+def test_an_rpapos_run_the_api_did_not_start_is_not_completed(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert record.rpapos is not None
+    record.rpapos.start_failures = 1
+    assert _rpapos_figures(check(owner, record))["not completed"] == 1
+
+
+def test_an_extra_product_without_its_id_map_row_is_not_loaded_once(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert record.rpapos is not None
+    owner.execute(
+        "INSERT INTO catalog.product (tenant_id, code, name) VALUES (%s, 'stray', 'Stray product')",
+        (record.rpapos.tenant_id,),
+    )
+    findings = check(owner, record)
+    assert findings.rpapos_not_loaded_once == 1
+    assert any("6 catalog.product row(s), 5 PLU/SKU id-map row(s)" in note for note in findings.details)
+
+
+def test_entity_stats_that_do_not_add_up_are_not_loaded_once(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert record.rpapos is not None
+    plu = {**_CATALOG_STATS["plu"], "loaded": 2, "failed": 0}  # one record extracted, never counted
+    owner.execute(
+        "UPDATE rpapos.rpapos_sync_run SET per_entity_stats = jsonb_set(per_entity_stats, '{plu}', %s::jsonb)"
+        " WHERE id = %s",
+        (json.dumps(plu), record.rpapos.run_id),
+    )
+    assert _rpapos_figures(check(owner, record)) == {"not completed": 0, "not once": 1, "second writes": 0}
+
+
+def test_a_second_run_that_loads_is_found(owner: Conn) -> None:
+    record = Record(rpapos=_synced_catalog(owner))
+    assert record.rpapos is not None
+    sku = {**_CATALOG_STATS["sku"], "loaded": 1, "skipped": 1}  # a record written again, unchanged
+    owner.execute(
+        "UPDATE rpapos.rpapos_sync_run SET per_entity_stats = jsonb_set(per_entity_stats, '{sku}', %s::jsonb)"
+        " WHERE id = %s",
+        (json.dumps(sku), record.rpapos.second_run_id),
+    )
+    assert _rpapos_figures(check(owner, record))["second writes"] == 1
