@@ -19,7 +19,6 @@ as stored (``"9.9000"``).
 
 import math
 import re
-from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -33,13 +32,11 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     WithJsonSchema,
-    field_validator,
-    model_validator,
 )
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.audit import changed_fields
-from pos_gateway.admin.inputs import Reason, RequestBody
+from pos_gateway.admin.inputs import PatchBody, Reason, RequestBody
 from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.admin.users import UserStatus
@@ -190,26 +187,16 @@ class NewSeller(RequestBody):
 SELLER_PATCHABLE = ("role", "sales_point", "commission_rate", "is_active")
 
 
-class SellerPatch(RequestBody):
+class SellerPatch(PatchBody):
     """Only the fields present change; ``sales_point: null`` clears it."""
+
+    patchable = SELLER_PATCHABLE
+    not_null = frozenset({"role", "commission_rate", "is_active"})
 
     role: SellerRole | None = None
     sales_point: SalesPoint | None = None
     commission_rate: CommissionRate | None = None
     is_active: StrictBool | None = None
-
-    @field_validator("role", "commission_rate", "is_active", mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> "SellerPatch":
-        if not self.model_fields_set & set(SELLER_PATCHABLE):
-            raise ValueError(f"the body changes nothing: give at least one of {', '.join(SELLER_PATCHABLE)}")
-        return self
 
 
 class Device(BaseModel):
@@ -273,25 +260,15 @@ class NewProduct(RequestBody):
 PRODUCT_PATCHABLE = ("name", "base_price", "is_active")
 
 
-class ProductPatch(RequestBody):
+class ProductPatch(PatchBody):
     """Only the fields present change; none may be null."""
+
+    patchable = PRODUCT_PATCHABLE
+    not_null = frozenset(PRODUCT_PATCHABLE)
 
     name: ProductName | None = None
     base_price: Money | None = None
     is_active: StrictBool | None = None
-
-    @field_validator(*PRODUCT_PATCHABLE, mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> "ProductPatch":
-        if not self.model_fields_set & set(PRODUCT_PATCHABLE):
-            raise ValueError(f"the body changes nothing: give at least one of {', '.join(PRODUCT_PATCHABLE)}")
-        return self
 
 
 class StockCount(RequestBody):
@@ -331,15 +308,6 @@ def put_settings(change: Change, request: SettingsUpdate) -> FieldSettings:
         after=_settings_state(after),
     )
     return after
-
-
-def _patch_parameters(patch: BaseModel, names: Iterable[str]) -> dict[str, Any]:
-    """A partial update's parameters: each field's value and whether the request set it."""
-    parameters: dict[str, Any] = {}
-    for name in names:
-        parameters[f"set_{name}"] = name in patch.model_fields_set
-        parameters[name] = getattr(patch, name)
-    return parameters
 
 
 # ---------------------------------------------------------------- sellers
@@ -412,7 +380,7 @@ def update_seller(change: Change, seller_id: UUID, patch: SellerPatch) -> Seller
     parameters = {
         "tenant_id": tenant_id,
         "seller_id": seller_id,
-        **_patch_parameters(patch, SELLER_PATCHABLE),
+        **patch.set_parameters(),
     }
     change.connection.execute(_SQL.update_seller.sql, parameters)
     updated = get_seller(change.connection, tenant_id, seller_id)
@@ -587,7 +555,7 @@ def update_product(change: Change, product_id: UUID, patch: ProductPatch) -> Pro
     parameters = {
         "tenant_id": tenant_id,
         "product_id": product_id,
-        **_patch_parameters(patch, PRODUCT_PATCHABLE),
+        **patch.set_parameters(),
     }
     change.connection.execute(_SQL.update_product.sql, parameters)
     updated = get_product(change.connection, tenant_id, product_id)

@@ -37,13 +37,11 @@ from pydantic import (
     Field,
     SecretStr,
     StringConstraints,
-    field_validator,
-    model_validator,
 )
 
 from pos_gateway.admin.access import not_found
 from pos_gateway.admin.audit import changed_fields
-from pos_gateway.admin.inputs import RequestBody
+from pos_gateway.admin.inputs import PatchBody, RequestBody
 from pos_gateway.admin.listing import fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.crypto import CredentialCipher, DecryptionError
@@ -198,9 +196,12 @@ _SECRETS = ("password", "api_key", "sat_password")
 _CREDENTIALS = frozenset({"usuario", "password", "api_key", "sat_usuario", "sat_password"})
 
 
-class RpaposConnectionPatch(RequestBody):
+class RpaposConnectionPatch(PatchBody):
     """Only the fields present change; ``null`` clears an optional one (API key, SAT login,
     workstation, schedule). The subdomain never changes: connect another one instead."""
+
+    patchable = PATCHABLE
+    not_null = frozenset(_NOT_NULL)
 
     usuario: Login | None = None
     password: Secret | None = None
@@ -212,19 +213,6 @@ class RpaposConnectionPatch(RequestBody):
     sat_usuario: Login | None = None
     sat_password: Secret | None = None
     estacion_trabajo: Workstation | None = None
-
-    @field_validator(*_NOT_NULL, mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> "RpaposConnectionPatch":
-        if not self.model_fields_set & set(PATCHABLE):
-            raise ValueError(f"the body changes nothing: give at least one of {', '.join(PATCHABLE)}")
-        return self
 
 
 class AccountValidation(BaseModel):

@@ -19,12 +19,10 @@ from pydantic import (
     BeforeValidator,
     JsonValue,
     StringConstraints,
-    field_validator,
-    model_validator,
 )
 
 from pos_gateway.admin.access import not_found
-from pos_gateway.admin.inputs import Name, Reason, RequestBody
+from pos_gateway.admin.inputs import Name, PatchBody, Reason, RequestBody
 from pos_gateway.admin.listing import contains_pattern, fetch_page
 from pos_gateway.admin.session import Change
 from pos_gateway.db import queries
@@ -119,8 +117,11 @@ class NewTenant(RequestBody):
     onboarding_profile: OnboardingProfile | None = None
 
 
-class TenantPatch(RequestBody):
+class TenantPatch(PatchBody):
     """Only the fields present change; ``null`` clears the preference or the profile."""
+
+    patchable = PATCHABLE
+    not_null = _NOT_NULL
 
     name: Name | None = None
     country: Country | None = None
@@ -128,22 +129,6 @@ class TenantPatch(RequestBody):
     pos_provider_preference: PosProvider | None = None
     onboarding_profile: OnboardingProfile | None = None
     reason: Reason | None = None  # kept in the audit row (say why a tenant is suspended)
-
-    @field_validator(*_NOT_NULL, mode="before")
-    @classmethod
-    def _not_null(cls, value: object) -> object:
-        if value is None:
-            raise ValueError("may not be null")
-        return value
-
-    @model_validator(mode="after")
-    def _changes_something(self) -> "TenantPatch":
-        if not self.model_fields_set & set(PATCHABLE):
-            raise ValueError(f"the body changes nothing: give at least one of {', '.join(PATCHABLE)}")
-        return self
-
-    def requested(self) -> dict[str, Any]:
-        return {field: getattr(self, field) for field in PATCHABLE if field in self.model_fields_set}
 
 
 def _tenant(row: Mapping[str, Any]) -> Tenant:
