@@ -1,5 +1,6 @@
 """Embedded PostgreSQL (pgserver) or DATABASE_URL, bootstrapped and migrated with yoyo."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class Cluster:
     admin_url: str
     host: str
     port: int
+    data_dir: Path | None = None  # an embedded cluster's: the one this process can restart
 
     def url(self, dbname: str, user: str) -> str:
         return psycopg.conninfo.make_conninfo(
@@ -84,7 +86,31 @@ def embedded_cluster(data_dir: Path) -> Cluster:
     server = postgres_server.get_server(data_dir, cleanup_mode="stop")
     url = server.get_uri()
     params = psycopg.conninfo.conninfo_to_dict(url)
-    return Cluster(admin_url=url, host=str(params.get("host", "")), port=int(params.get("port") or 5432))
+    return Cluster(
+        admin_url=url,
+        host=str(params.get("host", "")),
+        port=int(params.get("port") or 5432),
+        data_dir=server.pgdata,
+    )
+
+
+def restart_embedded(cluster: Cluster) -> None:
+    """Restart an embedded cluster as an operator would (fast shutdown: every session is ended,
+    open transactions roll back); returns once it accepts connections again."""
+    if cluster.data_dir is None:
+        raise ValueError("only an embedded cluster can be restarted from here")
+    from pgserver import _commands, postgres_server
+
+    pg_ctl: Callable[..., str] = getattr(_commands, "pg_ctl")  # noqa: B009 - generated at import
+    server = postgres_server.get_server(cluster.data_dir, cleanup_mode="stop")
+    pg_ctl(
+        ["-w", "-m", "fast", "-l", str(server.log), "restart"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=60,
+    )
+    # The server's handle follows the new postmaster, so it still stops it when this process exits.
+    server.ensure_postgres_running()
 
 
 def external_cluster(database_url: str) -> Cluster:

@@ -54,6 +54,7 @@ class RecordedRequest:
     merchant_id: str | None
     bearer_valid: bool
     status: int
+    hung: bool = False  # a scripted hang: no answer until the client gave up
 
     @property
     def expansions(self) -> list[str]:
@@ -82,6 +83,22 @@ class FakeClover(LoopbackServer):
     def put_payment(self, merchant_id: str, payment: dict[str, Any]) -> None:
         with self._lock:
             self._payments[(merchant_id, str(payment["id"]))] = payment
+
+    def add_refund(self, merchant_id: str, payment_id: str, refund: dict[str, Any]) -> bool:
+        """A refund of a stored payment happens: appended to its refunds (as ``clover_payment``
+        links them), unless a refund with that id is there already. The payment is replaced, not
+        changed in place, so an answer being written meanwhile keeps the list it read. Returns
+        whether the refund was added."""
+        with self._lock:
+            payment = self._payments.get((merchant_id, payment_id))
+            if payment is None:
+                raise KeyError(f"no payment {payment_id} of merchant {merchant_id}")
+            refunds = list((payment.get("refunds") or {}).get("elements", []))
+            if any(r.get("id") == refund["id"] for r in refunds):
+                return False
+            refunds.append({**refund, "payment": {"id": payment_id}})
+            self._payments[(merchant_id, payment_id)] = {**payment, "refunds": {"elements": refunds}}
+            return True
 
     def script(self, *answers: Scripted, merchant_id: str | None = None) -> None:
         """Answers given, in order, before any normal answer (to ``merchant_id`` or to anyone)."""
@@ -113,7 +130,9 @@ class FakeClover(LoopbackServer):
             token = self._tokens.get(merchant_id or "")
             bearer_valid = token is not None and authorization == f"Bearer {token}"
             answer = self._scripted(merchant_id) or self._served(method, match, bearer_valid, query)
-            recorded = RecordedRequest(method, url.path, query, merchant_id, bearer_valid, answer.status)
+            recorded = RecordedRequest(
+                method, url.path, query, merchant_id, bearer_valid, answer.status, answer.hang
+            )
             self._requests.append(recorded)
         return answer, recorded
 

@@ -10,13 +10,15 @@ What the poller and the token refresher call, answered the way Square documents 
 - Square's error body ``{"errors": [{"category", "code", "detail"}]}``.
 
 Failures can be scripted (status, which path / token, after how many matching calls, how many
-times), and every request is logged with the status it got. Dev-only.
+times, and optionally a hang: no answer for that many seconds, so a client with a shorter read
+timeout gives up), and every request is logged with the status it got. Dev-only.
 """
 
 import base64
 import json
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ class RecordedRequest:
     square_version: str | None
     body: dict[str, Any] | None
     status: int
+    hung: bool = False  # a scripted hang: the client most likely timed out before the answer
 
 
 @dataclass
@@ -61,6 +64,7 @@ class ScriptedFailure:
     token: str | None = None  # only calls with this bearer token; None: any
     after: int = 0  # let this many matching calls through first
     times: int = 1
+    hang: float = 0.0  # seconds of silence before the failure is answered
 
     def matches(self, path: str, token: str | None) -> bool:
         return (self.path is None or self.path == path) and (self.token is None or self.token == token)
@@ -195,15 +199,26 @@ class FakeSquare:
         token: str | None = None,
         after: int = 0,
         times: int = 1,
+        hang: float = 0.0,
     ) -> None:
         with self._lock:
-            self._failures.append(ScriptedFailure(status, path, token, after, times))
+            self._failures.append(ScriptedFailure(status, path, token, after, times, hang))
 
     def revoke(self, token: str) -> None:
         """The access or refresh token stops working (the seller revoked the application)."""
         with self._lock:
             self._access_tokens.pop(token, None)
             self._refresh_tokens.pop(token, None)
+
+    def payments(self, merchant_id: str) -> list[dict[str, Any]]:
+        """Every payment of the merchant, all locations."""
+        with self._lock:
+            merchant = self._merchants[merchant_id]
+            return [dict(p) for location in merchant.payments.values() for p in location.values()]
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -223,19 +238,25 @@ class FakeSquare:
         auth = headers.get("authorization", "")
         token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
         body = _json_object(raw_body)
+        failure = self._scripted(parts.path, token)
+        status, answer, hung = 200, {}, failure is not None and failure.hang > 0
         try:
-            self._scripted(parts.path, token)
+            if failure is not None:
+                raise _SquareError(failure.status, "scripted failure")
             answer = self._route(method, parts.path, query, token, body)
-            status = 200
         except _SquareError as exc:
             status, answer = exc.status, _error_body(exc.status, str(exc))
-        with self._lock:
+        with self._lock:  # logged on arrival, so a hung call is seen while it hangs
             self._requests.append(
-                RecordedRequest(method, parts.path, query, token, headers.get("square-version"), body, status)
+                RecordedRequest(
+                    method, parts.path, query, token, headers.get("square-version"), body, status, hung
+                )
             )
+        if failure is not None and failure.hang:
+            time.sleep(failure.hang)  # outside the lock: other calls are answered meanwhile
         return status, answer
 
-    def _scripted(self, path: str, token: str | None) -> None:
+    def _scripted(self, path: str, token: str | None) -> ScriptedFailure | None:
         with self._lock:
             for failure in self._failures:
                 if failure.times > 0 and failure.matches(path, token):
@@ -243,7 +264,8 @@ class FakeSquare:
                         failure.after -= 1
                         continue
                     failure.times -= 1
-                    raise _SquareError(failure.status, "scripted failure")
+                    return failure
+        return None
 
     def _route(
         self, method: str, path: str, query: dict[str, str], token: str | None, body: dict[str, Any] | None
@@ -341,11 +363,14 @@ def _handler(fake: FakeSquare) -> type[BaseHTTPRequestHandler]:
             headers = {name.lower(): value for name, value in self.headers.items()}
             status, answer = fake._serve(self.command, self.path, headers, raw)
             data = json.dumps(answer).encode("utf-8")
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (a scripted hang)
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: requests are in fake.requests
             return

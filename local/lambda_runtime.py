@@ -5,6 +5,7 @@ one), imports ``Handler`` from ``CodeUri`` exactly as the Lambda runtime does, s
 between invocations, and writes its logs to ``<log_dir>/<function>.log``.
 """
 
+import functools
 import importlib
 import json
 import multiprocessing
@@ -63,6 +64,7 @@ def _start_environment(code_uri: str, handler: str, environment: dict[str, str],
     os.dup2(log.fileno(), 2)
     sys.path.insert(0, code_uri)
     _install_chaos_enqueue_failures()
+    _install_chaos_statement_crashes()
     module_name, function_name = handler.rsplit(".", 1)
     global _handler
     _handler = getattr(importlib.import_module(module_name), function_name)
@@ -71,6 +73,8 @@ def _start_environment(code_uri: str, handler: str, environment: dict[str, str],
 def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bool, Any]:
     if _handler is None:
         return False, _error("Runtime.HandlerNotFound", "handler not initialized", "handler not initialized")
+    global _invocation_event
+    _invocation_event = event
     try:
         _chaos_crash("before", function_name, event)
         result = _handler(event, LambdaContext(function_name, 512, timeout))
@@ -80,6 +84,8 @@ def _invoke(event: dict[str, Any], function_name: str, timeout: int) -> tuple[bo
         # Exceptions do not always pickle; their name, message and traceback text always do.
         traceback.print_exc()
         return False, _error(type(exc).__name__, str(exc), traceback.format_exc(limit=5))
+    finally:
+        _invocation_event = None
 
 
 # -- dev-only fault injection (`make chaos`, local/chaos) ---------------------------------------
@@ -89,10 +95,13 @@ CHAOS_CRASH_RATE = "LOCAL_CHAOS_CRASH_RATE"  # probability that an invocation cr
 CHAOS_CRASH_FUNCTIONS = "LOCAL_CHAOS_CRASH_FUNCTIONS"  # comma-separated function names
 CHAOS_ENQUEUE_FAILURE_RATE = "LOCAL_CHAOS_ENQUEUE_FAILURE_RATE"  # probability that SendMessage fails
 CHAOS_ENQUEUE_FAILURE_FUNCTIONS = "LOCAL_CHAOS_ENQUEUE_FAILURE_FUNCTIONS"
+CHAOS_STATEMENT_CRASH_RATE = "LOCAL_CHAOS_STATEMENT_CRASH_RATE"  # probability per SQL statement
+CHAOS_STATEMENT_CRASH_FUNCTIONS = "LOCAL_CHAOS_STATEMENT_CRASH_FUNCTIONS"
 
 
 class ChaosCrash(RuntimeError):
-    """A crash injected by the chaos run (before the handler, or after it committed its work)."""
+    """A crash injected by the chaos run (before the handler, after it committed its work, or
+    between two of its database statements)."""
 
 
 class ChaosEnqueueFailure(RuntimeError):
@@ -100,6 +109,7 @@ class ChaosEnqueueFailure(RuntimeError):
 
 
 _chaos_random = random.Random()
+_invocation_event: dict[str, Any] | None = None  # the event being invoked, for the statement hook
 
 
 def _chaos_functions(variable: str) -> set[str]:
@@ -132,9 +142,12 @@ def _chaos_crash(moment: str, function_name: str, event: dict[str, Any]) -> None
         return
     if _chaos_random.random() >= rate:
         return
-    bodies = [record.get("body") for record in event.get("Records", []) if isinstance(record, dict)]
-    _chaos_record("handler_crash", function=function_name, moment=moment, bodies=bodies)
+    _chaos_record("handler_crash", function=function_name, moment=moment, bodies=_event_bodies(event))
     raise ChaosCrash(f"chaos: {function_name} crashed {moment} the handler")
+
+
+def _event_bodies(event: dict[str, Any]) -> list[Any]:
+    return [record.get("body") for record in event.get("Records", []) if isinstance(record, dict)]
 
 
 def _install_chaos_enqueue_failures() -> None:
@@ -157,6 +170,47 @@ def _install_chaos_enqueue_failures() -> None:
     if session is None:
         return
     session.events.register("provide-client-params.sqs.SendMessage", refuse)
+
+
+def _install_chaos_statement_crashes() -> None:
+    """In the named functions' workers, an SQL statement raises ChaosCrash before it is sent, with
+    the configured probability: a crash in the middle of a handler, between any two statements.
+
+    Dev-only and inert without the variables, so monkeypatching psycopg here is acceptable.
+    ``Connection.execute`` goes through ``Cursor.execute`` (patching both would roll twice), and
+    ``executemany`` (one roll per call) does not; pipeline mode only queues through these, so a
+    statement is refused before it is queued. Only during an invocation (not the cold start),
+    and not while an exception is already unwinding: a crashed cleanup ROLLBACK would leave the
+    warm connection inside the half-done transaction, which no real crash (the process dies with
+    its connection) can do.
+    """
+    rate = _chaos_rate(CHAOS_STATEMENT_CRASH_RATE)
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "")
+    if rate <= 0 or function_name not in _chaos_functions(CHAOS_STATEMENT_CRASH_FUNCTIONS):
+        return
+    import psycopg  # the worker imports it anyway; only needed here
+
+    def crashing(send: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(send)
+        def send_or_crash(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+            event = _invocation_event
+            if event is not None and sys.exc_info()[1] is None and _chaos_random.random() < rate:
+                text = query.as_string(cursor) if isinstance(query, psycopg.sql.Composable) else query
+                text = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+                statement = " ".join(text.split())[:80]  # the project's SQL is indented, multi-line
+                _chaos_record(
+                    "statement_crash",
+                    function=function_name,
+                    statement=statement,
+                    bodies=_event_bodies(event),
+                )
+                raise ChaosCrash(f"chaos: {function_name} crashed before {statement!r}")
+            return send(cursor, query, *args, **kwargs)
+
+        return send_or_crash
+
+    for method in ("execute", "executemany"):
+        setattr(psycopg.Cursor, method, crashing(getattr(psycopg.Cursor, method)))
 
 
 def _error(error_type: str, message: str, trace: str) -> dict[str, str]:

@@ -1,14 +1,17 @@
 """Every invariant of the run, checked against the database (as its owner) and the run's record."""
 
+import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from decimal import ROUND_FLOOR
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP
+from fractions import Fraction
 from typing import Any
 
 import psycopg
 
 from local.chaos.record import FieldRecord, Record, RpaposRecord
-from local.chaos.workload import FORGED, MALFORMED, STALE, UNKNOWN_MERCHANT, VALID
+from local.chaos.workload import FORGED, MALFORMED, RULES, STALE, UNKNOWN_MERCHANT, VALID, Event
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -92,6 +95,7 @@ def _lost(conn: Conn, record: Record, raw: dict[tuple[str, str], dict[str, Any]]
         for row in conn.execute("SELECT provider, provider_transaction_id FROM pos.transactions").fetchall()
     }
     paid = [record.events[k] for k in record.valid_keys_answered() if record.events[k].payment_id]
+    paid += record.polled
     if record.poison is not None:
         paid.append(record.poison)
     for event in paid:
@@ -177,6 +181,7 @@ def _partial_writes(record: Record, raw: dict[tuple[str, str], dict[str, Any]], 
         known.add((record.poison.provider, record.poison.key))
     if record.field_sync is not None:
         known |= {("field", event_id) for event_id in record.field_sync.sale_events}
+    known |= {("square", event_id) for event_id in record.polled_event_keys}
     refused = {(e.provider, k) for k, e in record.events.items() if e.kind in (FORGED, STALE, MALFORMED)}
     for identity, row in raw.items():
         if identity in refused:
@@ -189,8 +194,9 @@ def _partial_writes(record: Record, raw: dict[tuple[str, str], dict[str, Any]], 
 
 def _expected_points(conn: Conn, record: Record, findings: Findings) -> None:
     """Each member wallet's balance against the run's own account of what it should hold:
-    payments earned by the rule − full refunds of them (+ the shortfall the database recorded:
-    points already spent) − accepted redemptions ± accepted adjustments."""
+    payments earned by the rule − the refunded share of them (all accepted refunds of a payment,
+    cumulatively; a full refund takes everything) (+ the shortfall the database recorded: points
+    already spent) − accepted redemptions ± accepted adjustments."""
     wallets = {
         (row["tenant"], row["email"]): row
         for row in conn.execute(
@@ -216,19 +222,17 @@ def _expected_points(conn: Conn, record: Record, findings: Findings) -> None:
 
 
 def _expected(record: Record, wallet_owner: dict[str, tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Points each (tenant, member) should hold by the run's record, before refund shortfalls."""
+    """Points each (tenant, member) should hold by the run's record, before refund shortfalls:
+    each accepted payment's points, less the refunded share of them (every accepted refund of it,
+    cumulatively: ``expected_reversal``), ± accepted wallet operations."""
     expected: dict[tuple[str, str], int] = defaultdict(int)
-    answered = record.valid_keys_answered()
-    paid = {e.payment_id: e for k, e in record.events.items() if k in answered and e.payment_id}
-    if record.poison is not None and record.poison.payment_id:
-        paid[record.poison.payment_id] = record.poison
-    for payment in paid.values():
+    paid, refunded = _paid_and_refunded(record)
+    for payment_id, payment in paid.items():
         if payment.email and payment.tenant:
-            expected[(payment.tenant, payment.email)] += payment.points
-    for key in answered:
-        refunded = paid.get(record.events[key].refund_of or "")
-        if refunded is not None and refunded.email and refunded.tenant:
-            expected[(refunded.tenant, refunded.email)] -= refunded.points  # full refunds only
+            reversed_points = expected_reversal(
+                payment.tenant, payment.points, _payment_amount(payment), refunded.get(payment_id, 0)
+            )
+            expected[(payment.tenant, payment.email)] += payment.points - reversed_points
     replayed: set[str] = set()
     for op in record.wallet_operations:
         if op.status not in (200, 201) or op.wallet_id not in wallet_owner:
@@ -239,6 +243,75 @@ def _expected(record: Record, wallet_owner: dict[str, tuple[str, str]]) -> dict[
             replayed.add(op.key)
         expected[wallet_owner[op.wallet_id]] += op.points
     return expected
+
+
+def _paid_and_refunded(record: Record) -> tuple[dict[str, Event], dict[str, int]]:
+    """The payments that got in (by payment id) and the total of each one's accepted refunds."""
+    accepted = [record.events[key] for key in sorted(record.valid_keys_answered())]
+    paid = {e.payment_id: e for e in accepted if e.payment_id}
+    for made in record.polled:  # every payment at Square: the poller credits it, webhook or not
+        if made.payment_id:
+            paid.setdefault(made.payment_id, made)
+    if record.poison is not None and record.poison.payment_id:
+        paid[record.poison.payment_id] = record.poison
+    refunded: dict[str, int] = defaultdict(int)
+    for event in accepted:
+        if not event.refund_of:
+            continue
+        refunded[event.refund_of] += _refund_amount(event)
+        if event.provider == "clover" and event.refund_of not in paid:
+            # A Clover update only names the payment: crediting the refund's update fetches the
+            # payment and credits it too, whether or not its CREATE got in.
+            payment = _payment_event(record, event.refund_of)
+            if payment is not None:
+                paid[event.refund_of] = payment
+    return paid, refunded
+
+
+def expected_reversal(tenant: str, earned: int, amount: int, refunded: int) -> int:
+    """What refunds totalling ``refunded`` take back of a payment of ``amount`` that earned
+    ``earned``: everything once the amount is refunded, else the refunded share of the points
+    rounded by the tenant's rule (floor for a tenant the run has no rule of), at most ``earned``.
+    The run's own arithmetic, not the service's."""
+    if earned <= 0 or refunded <= 0:
+        return 0
+    if refunded >= amount:
+        return earned
+    share = Fraction(earned * refunded, amount)
+    rounding = RULES[tenant][1] if tenant in RULES else ROUND_FLOOR
+    if rounding == ROUND_HALF_UP:
+        points = math.floor(share + Fraction(1, 2))
+    elif rounding == ROUND_CEILING:
+        points = math.ceil(share)
+    else:
+        points = math.floor(share)
+    return min(earned, points)
+
+
+def _payment_event(record: Record, payment_id: str) -> Event | None:
+    return next((e for e in record.events.values() if e.payment_id == payment_id), None)
+
+
+def _payment_amount(payment: Event) -> int:
+    """The payment's amount (minor units): its own field, else a Square body's amount_money."""
+    if payment.amount:
+        return payment.amount
+    try:
+        return int(json.loads(payment.body)["data"]["object"]["payment"]["amount_money"]["amount"])
+    except (ValueError, TypeError, KeyError):
+        return 0  # unknown: any refund of it takes everything
+
+
+def _refund_amount(refund: Event) -> int:
+    """The refund's amount (minor units): its own field, else its Clover refund's or Square body's."""
+    if refund.refund_amount:
+        return refund.refund_amount
+    if refund.clover_refund is not None:
+        return int(refund.clover_refund.get("amount", 0))
+    try:
+        return int(json.loads(refund.body)["data"]["object"]["refund"]["amount_money"]["amount"])
+    except (ValueError, TypeError, KeyError):
+        return 0
 
 
 def _field(conn: Conn, field_record: FieldRecord, findings: Findings) -> None:

@@ -2,6 +2,7 @@
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -17,6 +18,7 @@ class Answer:
     status: int  # 0: no answer (connection error, timeout)
     outcome: str  # accepted / duplicate / quarantined, an error code, or the exception's name
     seconds: float
+    started: float = 0.0  # time.monotonic() when sent
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class WalletOperation:
     points: int  # signed: what the wallet should move by when accepted
     status: int
     key: str = ""  # a redemption's idempotency key
+    started: float = 0.0  # time.monotonic() when sent, and how long until answered
+    seconds: float = 0.0
 
 
 @dataclass
@@ -70,6 +74,10 @@ class Record:
     field_sync: FieldRecord | None = None
     # Set by the run when an RPApos sync ran alongside.
     rpapos: RpaposRecord | None = None
+    # Every Square payment the run made, which the poller finds whether its webhook got in or never
+    # came, and the raw event ids the poller may store for them (local/chaos/square.py).
+    polled: list[Event] = field(default_factory=list)
+    polled_event_keys: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def answered(self, answer: Answer) -> None:
@@ -92,10 +100,25 @@ class Record:
         ok = self.answered_2xx()
         return {key for key, event in self.events.items() if event.kind == VALID and key in ok}
 
-    def valid_5xx(self) -> int:
-        """Answers of 5xx (or none at all) to deliveries of valid events and to wallet operations."""
-        events = sum(1 for a in self.answers if a.kind == VALID and (a.status >= 500 or a.status == 0))
-        wallets = sum(1 for op in self.wallet_operations if op.status >= 500 or op.status == 0)
+    def valid_5xx(self, excused: Callable[[float, float], bool] = lambda started, ended: False) -> int:
+        """Answers of 5xx (or none at all) to deliveries of valid events and to wallet operations,
+        but those whose request ``excused`` (it overlapped a database restart)."""
+        return sum(
+            1 for started, seconds in self._valid_failures() if not excused(started, started + seconds)
+        )
+
+    def valid_5xx_excused(self, excused: Callable[[float, float], bool]) -> int:
+        return sum(1 for started, seconds in self._valid_failures() if excused(started, started + seconds))
+
+    def _valid_failures(self) -> list[tuple[float, float]]:
+        events = [
+            (a.started, a.seconds)
+            for a in self.answers
+            if a.kind == VALID and (a.status >= 500 or a.status == 0)
+        ]
+        wallets = [
+            (op.started, op.seconds) for op in self.wallet_operations if op.status >= 500 or op.status == 0
+        ]
         return events + wallets
 
     def outcomes(self) -> Counter[tuple[str, str]]:

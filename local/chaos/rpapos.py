@@ -5,6 +5,7 @@ client's own retries: the state machine's RetryLater path), then a second catalo
 write nothing."""
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ CHAOS_VOLUME = Volume(plus=120, skus=40, personas=12, batches=8, modifier_groups
 ENDED = frozenset({"completed", "failed", "cancelled"})
 # 503 answers in a row: more than the REST client retries by itself, so the step fails RetryLater.
 OUTAGE_ANSWERS = 5
+HANGS = 1  # then a request gets no answer (the fake closes it after its hang_seconds)
 
 
 @dataclass
@@ -29,6 +31,7 @@ class RpaposOutcome:
 
     record: RpaposRecord
     outage_answers: int = 0  # requests the fake answered 503 by the injected outage
+    hangs: int = 0  # requests the fake left unanswered until the connection closed
     retry_later: int = 0  # RetryLater task failures in the first run's execution
     errors: list[str] = field(default_factory=list)
 
@@ -54,6 +57,7 @@ class RpaposSync:
         demo, outcome = self._started()
         if self.outage:
             self.stack.fake_rpapos.fail(status=503, times=OUTAGE_ANSWERS, subdomain=demo.subdomain)
+            self.stack.fake_rpapos.hang(times=HANGS, subdomain=demo.subdomain)  # after the outage
         run_id = self._start_run(demo, outcome)
         if run_id:
             outcome.record.run_id = run_id
@@ -69,11 +73,12 @@ class RpaposSync:
             record.run_stats = dict(run.get("per_entity_stats") or {})
             record.run_seconds = _seconds(run)
             outcome.retry_later = self._retry_later(run.get("execution_arn"))
-        outcome.outage_answers = sum(
-            1
+        faults = Counter(
+            request.fault
             for request in self.stack.fake_rpapos.requests
-            if request.subdomain == demo.subdomain and request.fault == "status"
+            if request.subdomain == demo.subdomain
         )
+        outcome.outage_answers, outcome.hangs = faults["status"], faults["hang"]
         self.stack.fake_rpapos.clear_faults()
         if self.second_run and record.run_status == "completed":
             second_id = self._start_run(demo, outcome)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import requests
 
 from local import seed as seeding
@@ -32,6 +33,8 @@ from local.chaos.invariants import Findings, check
 from local.chaos.record import Answer, FieldRecord, Record, WalletOperation
 from local.chaos.report import Row, percentile, render
 from local.chaos.rpapos import RpaposOutcome, RpaposSync
+from local.chaos.square import POLLER, SquareOutcome, SquarePolling
+from local.chaos.square import READ_TIMEOUT_SECONDS as SQUARE_READ_TIMEOUT
 from local.chaos.workload import (
     CAFE,
     CLOVER_MERCHANT,
@@ -60,14 +63,17 @@ from pos_gateway.recovery import redrive
 logger = logging.getLogger("local.chaos")
 CREDITING = "RewardCreditingFunction"
 SWEEPER = "OutboxSweeperFunction"
-# The functions that enqueue raw events after inserting them (a field push's member sales too).
-INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunction"
+CLOVER_READ_TIMEOUT = f.CLOVER_READ_TIMEOUT
+# The functions that enqueue raw events after inserting them (a field push's member sales and the
+# Square poller's payments too).
+INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunction,SquarePollerFunction"
+# The functions crashed between two SQL statements: their work is retried (SQS redelivery, the
+# next sweep or poll, the device's next push). The API functions answering providers and wallet
+# clients are left out: a crash there is a 502 to a valid request, which the run counts as a failure.
+STATEMENT_CRASH_FUNCTIONS = f"{CREDITING},{SWEEPER},{POLLER},FieldSyncFunction"
 NOT_COVERED = [
-    "PostgreSQL restart",
-    "Square / RPApos provider faults (but an RPApos outage), provider timeouts (hangs)",
     "a larger or historical RPApos sync, its pause / cancel under chaos",
     "a second field device (the admin's) and voids of field sales",
-    "Clover refunds, Square partial refunds",
 ]
 
 
@@ -92,6 +98,13 @@ class Options:
     kill_every: float = 3.0
     clover_trouble_every: float = 3.0
     wallet_racers: int = 2
+    # PostgreSQL restarts (embedded cluster only), spread evenly over the deliveries.
+    postgres_restarts: int = 1
+    statement_crash_rate: float = 0.01  # per SQL statement of STATEMENT_CRASH_FUNCTIONS
+    # The Square poller: run every so often against a fake Square that answers 429 / 5xx / nothing;
+    # this share of Square payments never gets its webhook (only the poller can find it).
+    square_poll_every: float = 4.0
+    square_missed_share: float = 0.06
     # The vendedor's field device: offline sessions, each ending in a sync through a flaky network.
     field_sessions: int = 6
     field_sales: int = 6  # sales a session (0.5–3 kg each: well within the 200 kg distribution)
@@ -131,6 +144,7 @@ class Result:
     figures: dict[str, int] = field(default_factory=dict)
     field_outcome: FieldOutcome | None = None
     rpapos_outcome: RpaposOutcome | None = None
+    square_outcome: SquareOutcome | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,6 +187,11 @@ def run(options: Options, *, database_url: str | None = None, state_dir: Path | 
             "LOCAL_CHAOS_CRASH_FUNCTIONS": CREDITING,
             "LOCAL_CHAOS_ENQUEUE_FAILURE_RATE": str(options.enqueue_failure_rate),
             "LOCAL_CHAOS_ENQUEUE_FAILURE_FUNCTIONS": INGEST_FUNCTIONS,
+            "LOCAL_CHAOS_STATEMENT_CRASH_RATE": str(options.statement_crash_rate),
+            "LOCAL_CHAOS_STATEMENT_CRASH_FUNCTIONS": STATEMENT_CRASH_FUNCTIONS,
+            # Short read timeouts: a provider that does not answer costs a few seconds, not ten.
+            "SQUARE_READ_TIMEOUT_SECONDS": str(SQUARE_READ_TIMEOUT),
+            "CLOVER_READ_TIMEOUT_SECONDS": str(CLOVER_READ_TIMEOUT),
         },
     )
     workload = generate(options.seed, options.events)
@@ -200,6 +219,17 @@ class Chaos:
         self.field_outcome = FieldOutcome(stack.demo.field.tenant_id)
         self.rpapos = RpaposSync(stack) if options.rpapos else None
         self.rpapos_outcome: RpaposOutcome | None = None
+        self.square = SquarePolling(
+            stack, workload, options.seed, options.square_poll_every, options.square_missed_share
+        )
+        self.square_outcome: SquareOutcome | None = None
+        restarts = options.postgres_restarts
+        self.restarter = f.PostgresRestarter(
+            stack,
+            self.faults,
+            [(n + 1) / (restarts + 1) for n in range(restarts)],
+            lambda: len(self.record.answers) / max(1, len(workload.deliveries)),
+        )
 
     # -- the run ----------------------------------------------------------------------
     def run(self) -> Result:
@@ -209,6 +239,8 @@ class Chaos:
         trouble = f.CloverTrouble(
             self.stack.fake_clover, self.options.clover_trouble_every, self.options.seed
         )
+        if not self.restarter.possible:
+            _progress("the cluster is DATABASE_URL's: no PostgreSQL restart is injected")
         sweeper = threading.Thread(target=self._sweep, name="chaos-sweeper", daemon=True)
         racers = [
             threading.Thread(target=self._race_wallets, args=(n,), name=f"chaos-wallets-{n}", daemon=True)
@@ -224,8 +256,10 @@ class Chaos:
         if self.rpapos is not None:
             self.rpapos.connect()
         poison_id = self._send_poison()
-        for thread in (killer, trouble, sweeper, *racers, seller):
+        for thread in (killer, trouble, sweeper, *racers, seller, self.square):
             thread.start()
+        if self.restarter.possible:
+            self.restarter.start()
         if self.rpapos is not None:
             _progress("starting an RPApos catalog sync run (its first requests meet an outage)")
             self.rpapos.start()
@@ -234,6 +268,9 @@ class Chaos:
             f" from {self.options.senders} senders (at most {self.options.duration:.0f} s)"
         )
         self._send(time.monotonic() + self.options.duration)
+        self.restarter.stopping.set()
+        if self.restarter.is_alive():
+            self.restarter.join(timeout=90)
         self._complete()
         sent_at = time.monotonic()
         self.sending.set()
@@ -248,8 +285,14 @@ class Chaos:
         seller.settle()
         killer.stopping.set()
         trouble.stopping.set()
+        self.square.stopping.set()
         killer.join(timeout=10)
         trouble.join(timeout=10)
+        self.square.join(timeout=60)
+        _progress("a last, clean Square poll")
+        self.square_outcome = self.square.finish()
+        self.record.polled = self.square_outcome.at_square
+        self.record.polled_event_keys = self.square_outcome.polled_event_keys
         _progress(f"sent in {sent_at - started:.0f} s; draining (at most {self.options.drain_timeout:.0f} s)")
         drained = self._drain(time.monotonic() + self.options.drain_timeout)
         self.stop_sweeping.set()
@@ -287,7 +330,12 @@ class Chaos:
     # -- senders -----------------------------------------------------------------------
     def _send(self, deadline: float) -> None:
         deliveries: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        missed: set[str] = set()
         for event in self.workload.deliveries:
+            if event.key in self.square.missed_keys:  # no webhook: it only comes into being at Square
+                if event.key in missed:
+                    continue
+                missed.add(event.key)
             deliveries.put(event)
 
         def sender() -> None:
@@ -327,7 +375,12 @@ class Chaos:
                         break
 
     def _deliver(self, session: requests.Session, event: Event) -> int:
+        self.square.happened(event)  # the payment exists at Square before its webhook is sent
+        if event.key in self.square.missed_keys:
+            return 200  # its webhook never comes
         if event.provider == "clover":
+            if event.clover_refund is not None and event.refund_of:  # the refund happens now
+                self.stack.fake_clover.add_refund(CLOVER_MERCHANT, event.refund_of, event.clover_refund)
             url = self.stack.clover_webhook_url
             code = (
                 self.stack.clover_auth_code
@@ -342,14 +395,16 @@ class Chaos:
                 "content-type": "application/json",
                 SIGNATURE_HEADER: compute_signature(key, url, event.body),
             }
-        started = time.perf_counter()
+        started = time.monotonic()
         try:
             response = session.post(url, data=event.body, headers=headers, timeout=30)
             status, outcome = response.status_code, _outcome(response)
         except requests.RequestException as exc:
             status, outcome = 0, type(exc).__name__
         self.record.answered(
-            Answer(event.key, event.kind, event.provider, status, outcome, time.perf_counter() - started)
+            Answer(
+                event.key, event.kind, event.provider, status, outcome, time.monotonic() - started, started
+            )
         )
         return status or 599
 
@@ -358,16 +413,20 @@ class Chaos:
         rng = random.Random(self.options.seed * 100 + n)
         operator = {"Authorization": f"Bearer {self.stack.operator_token()}"}
         admin = {"Authorization": f"Bearer {self.stack.admin_token()}"}
-        with requests.Session() as session, self.stack.owner_connection() as conn:
+        with requests.Session() as session:
             while not self.sending.is_set():
-                wallets = conn.execute(
-                    "SELECT w.id::text AS id, t.name AS tenant, w.tenant_id::text AS tenant_id,"
-                    "       w.points_balance"
-                    "  FROM loyalty.wallets w JOIN identity.tenants t ON t.id = w.tenant_id"
-                    "  JOIN identity.users u ON u.id = w.user_id"
-                    " WHERE t.name = ANY(%s) AND u.email = ANY(%s)",
-                    (list(SQUARE_MERCHANTS), DEMO_MEMBERS + self.workload.new_members),
-                ).fetchall()
+                try:
+                    with self.stack.owner_connection() as conn:
+                        wallets = conn.execute(
+                            "SELECT w.id::text AS id, t.name AS tenant, w.tenant_id::text AS tenant_id,"
+                            "       w.points_balance"
+                            "  FROM loyalty.wallets w JOIN identity.tenants t ON t.id = w.tenant_id"
+                            "  JOIN identity.users u ON u.id = w.user_id"
+                            " WHERE t.name = ANY(%s) AND u.email = ANY(%s)",
+                            (list(SQUARE_MERCHANTS), DEMO_MEMBERS + self.workload.new_members),
+                        ).fetchall()
+                except psycopg.OperationalError:  # the cluster is restarting
+                    wallets = []
                 if not wallets:
                     self.sending.wait(0.5)
                     continue
@@ -386,8 +445,13 @@ class Chaos:
         body: dict[str, Any] = {"points": points, "orderAmountMinorUnits": 10_000, "idempotencyKey": key}
         url = f"{self.stack.api_url}/wallets/{wallet['id']}/redemptions"
         for _ in range(2 if rng.random() < 0.3 else 1):  # some sent twice: one redemption
+            started = time.monotonic()
             status = _post(session, url, body, headers)
-            self.record.operated(WalletOperation("redemption", wallet["id"], -points, status, key))
+            self.record.operated(
+                WalletOperation(
+                    "redemption", wallet["id"], -points, status, key, started, time.monotonic() - started
+                )
+            )
 
     def _adjust(
         self, session: requests.Session, headers: dict[str, str], wallet: dict[str, Any], rng: random.Random
@@ -396,14 +460,15 @@ class Chaos:
         direction = rng.choice(["credit", "credit", "debit"])
         points = rng.randint(1, 25)
         for _ in range(8):  # stale_version: read again and retry
+            started = time.monotonic()
             try:
                 current = session.get(path, headers=headers, timeout=30)
             except requests.RequestException:
-                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, 0))
+                self.record.operated(_adjustment_failed(wallet["id"], 0, started))
                 return
             version = current.json().get("version") if current.status_code == 200 else None
             if version is None:
-                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, current.status_code))
+                self.record.operated(_adjustment_failed(wallet["id"], current.status_code, started))
                 return
             body = {
                 "direction": direction,
@@ -414,12 +479,21 @@ class Chaos:
             try:
                 answer = session.post(path + "/adjustments", json=body, headers=headers, timeout=30)
             except requests.RequestException:
-                self.record.operated(WalletOperation("adjustment", wallet["id"], 0, 0))
+                self.record.operated(_adjustment_failed(wallet["id"], 0, started))
                 return
             if answer.status_code == 409 and _outcome(answer) == "stale_version":
                 continue
             signed = points if direction == "credit" else -points
-            self.record.operated(WalletOperation("adjustment", wallet["id"], signed, answer.status_code))
+            self.record.operated(
+                WalletOperation(
+                    "adjustment",
+                    wallet["id"],
+                    signed,
+                    answer.status_code,
+                    started=started,
+                    seconds=time.monotonic() - started,
+                )
+            )
             return
 
     # -- the poison message --------------------------------------------------------------
@@ -525,8 +599,8 @@ class Chaos:
 
     # -- counting and reporting ---------------------------------------------------------------
     def _count_recoveries(self, findings: Findings, drained: bool) -> None:
-        f.CloverTrouble.count(self.stack.fake_clover, self.faults)
-        entries = f.worker_faults(self.fault_log)
+        faults = self.faults
+        f.CloverTrouble.count(self.stack.fake_clover, faults)
         with self.stack.owner_connection() as conn:
             processed = {
                 str(row["id"])
@@ -543,30 +617,97 @@ class Chaos:
                 "  ON t.id = l.source_transaction_id WHERE l.entry_type = 'credit' AND t.raw_event_id = %s",
                 (self.record.poison_raw_id,),
             ).fetchone()
-        for entry in entries:
-            kind = f.HANDLER_CRASH if entry["kind"] == "handler_crash" else f.ENQUEUE_FAILURE
-            self.faults.injected(kind)
-            if all(raw_id in processed for raw_id in f.raw_ids_of(entry)):
-                self.faults.counts[kind].recovered += 1
         converged = drained and findings.lost_events == 0
-        counts = self.faults.counts
-        if converged:
-            counts[f.BACKEND_TERMINATED].recovered = counts[f.BACKEND_TERMINATED].injected
-        if clover_open and clover_open["n"] == 0:
-            counts[f.CLOVER_429].recovered = counts[f.CLOVER_429].injected
-            counts[f.CLOVER_5XX].recovered = counts[f.CLOVER_5XX].injected
-        if poison_credits and poison_credits["n"] == 1:
-            counts[f.POISON].recovered = 1
         # A network fault on a sync is recovered when the device ends with everything synced and
         # its records equal to the server's.
-        self.faults.injected(f.FIELD_NETWORK, self.field_outcome.injected)
-        if self.field_outcome.sessions and findings.field_unsynced == 0 and findings.field_mismatches == 0:
-            counts[f.FIELD_NETWORK].recovered = counts[f.FIELD_NETWORK].injected
-        # An RPApos outage is recovered when the run it hit still completed.
+        field_whole = findings.field_unsynced == 0 and findings.field_mismatches == 0
+        square = self.square_outcome
+        polled_whole = converged and square is not None and square.final_poll_clean
+        self._count_worker_faults(processed, converged, field_whole, polled_whole)
+        faults.settle(converged, f.BACKEND_TERMINATED, f.POSTGRES_RESTART)
+        faults.settle(bool(clover_open and clover_open["n"] == 0), f.CLOVER_429, f.CLOVER_5XX, f.CLOVER_HANG)
+        # Square's refusals and silences are recovered when a clean poll ended the run and no
+        # payment (missed webhooks included) is lost.
+        if square is not None:
+            faults.injected(f.SQUARE_429, square.status_429)
+            faults.injected(f.SQUARE_5XX, square.status_5xx)
+            faults.injected(f.SQUARE_HANG, square.hangs)
+            faults.settle(polled_whole, f.SQUARE_429, f.SQUARE_5XX, f.SQUARE_HANG)
+        faults.settle(bool(poison_credits and poison_credits["n"] == 1), f.POISON)
+        faults.injected(f.FIELD_NETWORK, self.field_outcome.injected)
+        faults.settle(bool(self.field_outcome.sessions) and field_whole, f.FIELD_NETWORK)
+        # An RPApos outage or silence is recovered when the run it hit still completed.
         if self.rpapos_outcome is not None:
-            self.faults.injected(f.RPAPOS_OUTAGE, self.rpapos_outcome.outage_answers)
-            if self.rpapos_outcome.record.run_status == "completed":
-                counts[f.RPAPOS_OUTAGE].recovered = counts[f.RPAPOS_OUTAGE].injected
+            faults.injected(f.RPAPOS_OUTAGE, self.rpapos_outcome.outage_answers)
+            faults.injected(f.RPAPOS_HANG, self.rpapos_outcome.hangs)
+            faults.settle(
+                self.rpapos_outcome.record.run_status == "completed", f.RPAPOS_OUTAGE, f.RPAPOS_HANG
+            )
+
+    def _count_worker_faults(
+        self, processed: set[str], converged: bool, field_whole: bool, polled_whole: bool
+    ) -> None:
+        """A crash or a failed enqueue with messages in hand is recovered once their raw events are
+        processed; in a push, once the device ends synced and equal; in a sweep or a poll, once
+        everything converged (and the poller's last run was clean)."""
+        for entry in f.worker_faults(self.fault_log):
+            kind = f.WORKER_FAULTS[entry["kind"]]
+            self.faults.injected(kind)
+            raw_ids = f.raw_ids_of(entry)
+            if raw_ids:
+                recovered = all(raw_id in processed for raw_id in raw_ids)
+            elif entry.get("function") == "FieldSyncFunction":
+                recovered = field_whole
+            elif entry.get("function") == POLLER:
+                recovered = polled_whole
+            else:
+                recovered = converged
+            self.faults.counts[kind].recovered += int(recovered)
+
+    def _alongside_rows(self) -> list[Row]:
+        """What ran alongside the webhooks: the field device, the RPApos sync, the Square poller."""
+        field_run = self.field_outcome
+        rows = [
+            Row(
+                "field operations pushed / synced / replayed",
+                f"{len(field_run.pushed)} / {len(field_run.synced)} / {field_run.replayed}",
+            )
+        ]
+        if self.rpapos_outcome is not None:
+            rows.append(
+                Row(
+                    "RPApos sync: records extracted / loaded, run seconds",
+                    _rpapos_figure(self.rpapos_outcome),
+                )
+            )
+            rows.append(
+                Row(
+                    "RPApos RetryLater retries / second run skipped of extracted",
+                    _rpapos_retries(self.rpapos_outcome),
+                )
+            )
+        if self.square_outcome is not None:
+            square = self.square_outcome
+            rows.append(
+                Row(
+                    "Square payments made / webhook never sent (poller only), polls",
+                    f"{len(square.at_square)} / {len(square.missed)}, {square.polls}",
+                )
+            )
+        return rows
+
+    def _fault_rows(self) -> list[Row]:
+        rows = []
+        for kind, count in self.faults.counts.items():
+            rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
+            if kind == f.STATEMENT_CRASH:
+                rows.append(Row("  by function", _by_function(self.fault_log)))
+        if self.restarter.windows:
+            down = ", ".join(
+                f"{end - begin - f.PostgresRestarter.SLACK:.1f}" for begin, end in self.restarter.windows
+            )
+            rows.append(Row("  PostgreSQL restart took (s)", down))
+        return rows
 
     def _report(self, findings: Findings, drained: bool, elapsed: float) -> Result:
         record = self.record
@@ -578,7 +719,8 @@ class Chaos:
         duplicates = sum(n for (kind, outcome), n in outcomes.items() if outcome == "duplicate") + sum(
             max(0, a) for a in _clover_duplicates(record)
         )
-        five_xx = record.valid_5xx()
+        five_xx = record.valid_5xx(self.restarter.overlaps)
+        restart_5xx = record.valid_5xx_excused(self.restarter.overlaps)
         latencies = record.latencies()
         redemptions = [op for op in record.wallet_operations if op.operation == "redemption"]
         adjustments = [op for op in record.wallet_operations if op.operation == "adjustment"]
@@ -603,28 +745,10 @@ class Chaos:
             ),
         ]
         field_run = self.field_outcome
-        rows.append(
-            Row(
-                "field operations pushed / synced / replayed",
-                f"{len(field_run.pushed)} / {len(field_run.synced)} / {field_run.replayed}",
-            )
-        )
-        if self.rpapos_outcome is not None:
-            rows.append(
-                Row(
-                    "RPApos sync: records extracted / loaded, run seconds",
-                    _rpapos_figure(self.rpapos_outcome),
-                )
-            )
-            rows.append(
-                Row(
-                    "RPApos RetryLater retries / second run skipped of extracted",
-                    _rpapos_retries(self.rpapos_outcome),
-                )
-            )
-        for kind, count in self.faults.counts.items():
-            rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
+        rows += self._alongside_rows()
+        rows += self._fault_rows()
         rows += [
+            Row("5xx (or no answer) to valid requests overlapping a restart (retried)", str(restart_5xx)),
             Row("raw events processed", str(findings.processed_events)),
             Row("transactions credited", str(findings.transactions_credited)),
             Row("drained", "yes" if drained else "NO", must_be_zero=True, failed=not drained),
@@ -668,6 +792,8 @@ class Chaos:
             print("\nfield device (retried later): " + "; ".join(field_run.errors[:5]))
         if self.rpapos_outcome is not None and self.rpapos_outcome.errors:
             print("\nRPApos sync: " + "; ".join(self.rpapos_outcome.errors[:5]))
+        if self.restarter.errors:
+            print("\nPostgreSQL restart: " + "; ".join(self.restarter.errors))
         if findings.details:
             print("\nfindings:\n  " + "\n  ".join(findings.details))
         verdict = (
@@ -687,7 +813,17 @@ class Chaos:
             figures,
             field_run,
             self.rpapos_outcome,
+            self.square_outcome,
         )
+
+
+def _by_function(fault_log: Path) -> str:
+    crashes = Counter(
+        str(entry.get("function", "?")).removesuffix("Function")
+        for entry in f.worker_faults(fault_log)
+        if entry["kind"] == "statement_crash"
+    )
+    return ", ".join(f"{name} {n}" for name, n in sorted(crashes.items())) or "-"
 
 
 def _totals(stats: dict[str, Any], name: str) -> int:
@@ -733,6 +869,12 @@ def _outcome(response: requests.Response) -> str:
     if isinstance(error, dict):
         return str(error.get("code", f"http-{response.status_code}"))
     return str(payload.get("status") or f"http-{response.status_code}")
+
+
+def _adjustment_failed(wallet_id: str, status: int, started: float) -> WalletOperation:
+    return WalletOperation(
+        "adjustment", wallet_id, 0, status, started=started, seconds=time.monotonic() - started
+    )
 
 
 def _post(session: requests.Session, url: str, body: dict[str, Any], headers: dict[str, str]) -> int:

@@ -90,10 +90,15 @@ def _only_this_tests_connections(owner: Connection) -> None:
 def make_poller(
     poller_store: PollerStore, fake: FakeSquare, cipher: CredentialCipher, queue_url: str
 ) -> Callable[..., SquarePoller]:
-    def build(page_size: int = 100, max_connections: int = 50, reserve_milliseconds: int = 0) -> SquarePoller:
+    def build(
+        page_size: int = 100,
+        max_connections: int = 50,
+        reserve_milliseconds: int = 0,
+        read_timeout: float = 5,
+    ) -> SquarePoller:
         return SquarePoller(
             poller_store,
-            SquareApi(fake.base_url, read_timeout=5),
+            SquareApi(fake.base_url, read_timeout=read_timeout),
             lambda: cipher,
             IngestQueue(queue_url, boto3.client("sqs", region_name="us-east-1")),
             PollPolicy(
@@ -364,6 +369,34 @@ def test_a_failure_between_pages_leaves_the_watermark_at_the_last_stored_page(
     assert polled_payment_ids(owner, shop.merchant_id) == [p["id"] for p in payments]
     state = connection_row(owner, shop)
     assert (state["watermark"], state["last_error"]) == (at(payments[-1]["created_at"]), None)
+
+
+def test_a_square_that_hangs_is_given_up_on_and_polled_again_next_run(owner, cipher, fake, make_poller):
+    # Given two payments, and Square not answering the first payments call for longer than the
+    # poller's read timeout
+    shop = merchant(owner, cipher, fake)
+    payments = [fake.add_payment(shop.merchant_id, "L1", created_at=minutes_ago(30 - n)) for n in range(2)]
+    fake.fail(503, path="/v2/payments", token=shop.access_token, hang=1.5)
+
+    # When the poller runs with a 0.3 s read timeout
+    report = make_poller(read_timeout=0.3).poll()
+
+    # Then it gave up on that call: nothing stored, the watermark unset, the error recorded
+    assert (report.stored, report.failed) == (0, 1)
+    assert polled_payment_ids(owner, shop.merchant_id) == []
+    state = connection_row(owner, shop)
+    assert state["watermark"] is None
+    assert state["status"] == "active"
+    assert state["last_error"]
+    assert [r.hung for r in fake.requests if r.token == shop.access_token and r.path == "/v2/payments"] == [
+        True
+    ]
+
+    # When the next run gets answers, both payments are stored once
+    again = make_poller(read_timeout=0.3).poll()
+
+    assert (again.stored, again.failed) == (2, 0)
+    assert polled_payment_ids(owner, shop.merchant_id) == [p["id"] for p in payments]
 
 
 # ---------------------------------------------------------------- one connection failing

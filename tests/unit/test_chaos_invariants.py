@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -9,12 +10,15 @@ import psycopg
 import pytest
 
 from local import seed
+from local.chaos.faults import overlaps
 from local.chaos.field import compare
-from local.chaos.invariants import Findings, check
-from local.chaos.record import Answer, FieldRecord, Record, RpaposRecord
-from local.chaos.workload import FORGED, VALID, Event
+from local.chaos.invariants import Findings, check, expected_reversal
+from local.chaos.invariants import _expected as expected_points
+from local.chaos.record import Answer, FieldRecord, Record, RpaposRecord, WalletOperation
+from local.chaos.workload import BAKERY, CAFE, CLOVER_MERCHANT, DELI, FORGED, VALID, Event, points_for
+from local.fake_clover import clover_refund
 from local.field_device import SimulatedDevice
-from tests.helpers import connected_merchant, insert_raw_event, payment_event, unique_email
+from tests.helpers import connected_merchant, insert_raw_event, payment_event, refund_event, unique_email
 
 Conn = psycopg.Connection[Any]
 
@@ -67,7 +71,7 @@ def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
         (raw_id,),
     )
     ids: dict[str, Any] = {"tenant_id": merchant.tenant_id, "user_id": user_id, "raw_id": raw_id}
-    ids["payment_id"] = payment_id
+    ids |= {"payment_id": payment_id, "merchant_id": merchant.merchant_id, "email": email}
     _credit_once(
         owner,
         ids,
@@ -78,7 +82,7 @@ def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
     )
     record.events[event["event_id"]] = Event(
         event["event_id"], "square", VALID, tenant["name"], json.dumps(event).encode(), 2,
-        payment_id=payment_id, email=email, points=25,
+        payment_id=payment_id, email=email, points=25, amount=2_500,
     )  # fmt: skip
     record.answered(Answer(event["event_id"], VALID, "square", 200, "accepted", 0.01))
     record.answered(Answer(event["event_id"], VALID, "square", 200, "duplicate", 0.01))
@@ -162,6 +166,230 @@ def test_a_5xx_to_a_valid_delivery_is_counted(record: Record) -> None:
     record.answered(Answer("x", VALID, "square", 502, "http-502", 0.01))
     record.answered(Answer("y", FORGED, "square", 500, "http-500", 0.01))  # not a valid request
     assert record.valid_5xx() == 1
+
+
+def test_only_a_5xx_overlapping_a_database_restart_is_excused(record: Record) -> None:
+    restart = [(100.0, 101.5)]  # from the restart command to the cluster accepting again (+ slack)
+
+    def excused(started: float, ended: float) -> bool:
+        return overlaps(restart, started, ended)
+
+    record.answered(Answer("before", VALID, "square", 503, "temporarily_unavailable", 0.2, 99.0))
+    record.answered(Answer("across", VALID, "square", 503, "temporarily_unavailable", 0.5, 99.8))
+    record.answered(Answer("during", VALID, "square", 0, "ConnectionError", 0.1, 101.0))
+    record.answered(Answer("after", VALID, "square", 503, "temporarily_unavailable", 0.1, 101.6))
+    record.answered(Answer("ok", VALID, "square", 200, "accepted", 0.1, 100.5))
+    record.operated(WalletOperation("redemption", "w", -5, 503, "k", started=100.2, seconds=0.1))
+    record.operated(WalletOperation("adjustment", "w", 0, 502, started=120.0, seconds=0.1))
+
+    assert record.valid_5xx(excused) == 3  # before, after and the adjustment
+    assert record.valid_5xx_excused(excused) == 3  # across, during and the redemption
+    assert record.valid_5xx() == 6  # nothing excused without a restart
+
+
+def test_a_payment_at_square_without_its_transaction_is_lost(owner: Conn, record: Record) -> None:
+    """The poller finds every payment made at Square, its webhook answered or never sent."""
+    before = _figures(check(owner, record))
+    event_id = str(uuid.uuid4())
+    record.polled.append(
+        Event(event_id, "square", VALID, CAFE, b"{}", 1, payment_id=f"pay_{uuid.uuid4().hex}")
+    )
+    assert _figures(check(owner, record))["lost"] == before["lost"] + 1
+
+
+def test_a_polled_raw_row_is_a_partial_write_unless_the_run_made_its_payment(
+    owner: Conn, record: Record
+) -> None:
+    merchant = connected_merchant(owner)
+    event = payment_event(merchant_id=merchant.merchant_id)
+    event["event_id"] = f"poll:{uuid.uuid4()}"
+    raw_id = insert_raw_event(owner, merchant.tenant_id, event)
+    owner.execute(
+        "UPDATE pos.pos_webhook_events_raw SET processed = true, processed_at = now() WHERE id = %s",
+        (raw_id,),
+    )
+    before = _figures(check(owner, record))["partial"]
+    record.polled_event_keys.add(event["event_id"])
+    assert _figures(check(owner, record))["partial"] == before - 1
+
+
+# ------------------------------------------------------------------ partial refunds
+
+
+def _refunded(owner: Conn, record: Record, ids: dict[str, Any], refunds: list[tuple[int, int]]) -> None:
+    """Accepted Square refunds of the planted payment as crediting leaves them, each (amount,
+    points it took back): raw row processed, pos.refunds row, reversal event and its ledger debit."""
+    for amount, points in refunds:
+        event = refund_event(merchant_id=ids["merchant_id"], payment_id=ids["payment_id"], amount=amount)
+        raw_id = insert_raw_event(owner, ids["tenant_id"], event)
+        owner.execute(
+            "UPDATE pos.pos_webhook_events_raw SET processed = true, processed_at = now(),"
+            " processing_outcome = 'reversed' WHERE id = %s",
+            (raw_id,),
+        )
+        refund = owner.execute(
+            "INSERT INTO pos.refunds (tenant_id, transaction_id, provider, provider_refund_id,"
+            " amount_minor_units, currency, refunded_at, raw_event_id)"
+            " VALUES (%s, %s, 'square', %s, %s, 'USD', now(), %s) RETURNING id",
+            (ids["tenant_id"], ids["transaction_id"], event["data"]["id"], amount, raw_id),
+        ).fetchone()
+        assert refund is not None
+        reversal = owner.execute(
+            "INSERT INTO loyalty.reward_events (tenant_id, wallet_id, transaction_id, kind, outcome,"
+            " refund_id, points_reversed) VALUES (%s, %s, %s, 'reversal', %s, %s, %s) RETURNING id",
+            (
+                ids["tenant_id"],
+                ids["wallet_id"],
+                ids["transaction_id"],
+                "reversed" if points else "nothing_to_reverse",
+                refund["id"],
+                points,
+            ),
+        ).fetchone()
+        assert reversal is not None
+        if points:
+            owner.execute(
+                "INSERT INTO loyalty.wallet_ledger (tenant_id, wallet_id, entry_type, points,"
+                " source_transaction_id, reward_event_id) VALUES (%s, %s, 'debit', %s, %s, %s)",
+                (ids["tenant_id"], ids["wallet_id"], points, ids["transaction_id"], reversal["id"]),
+            )
+        payment = next(e for e in record.events.values() if e.payment_id == ids["payment_id"])
+        record.events[event["event_id"]] = Event(
+            event["event_id"], "square", VALID, payment.tenant, json.dumps(event).encode(), 1,
+            refund_of=ids["payment_id"], email=payment.email, refund_amount=amount,
+        )  # fmt: skip
+        record.answered(Answer(event["event_id"], VALID, "square", 200, "accepted", 0.01))
+
+
+@pytest.fixture
+def planted(owner: Conn) -> Iterator[Conn]:
+    """The owner connection in a transaction rolled back after the test: the refunds planted
+    (and the wallets they leave, right or wrong) are not seen by the tests after it."""
+    with owner.transaction(force_rollback=True):
+        yield owner
+
+
+def _wallet_notes(findings: Findings, ids: dict[str, Any]) -> list[str]:
+    return [note for note in findings.details if ids["email"] in note]
+
+
+@pytest.mark.parametrize(
+    ("second_reversal", "mismatches"),
+    [(7, 0), (6, 1), (8, 1)],
+    ids=["exact", "one-point-short", "one-point-over"],
+)
+def test_two_partial_refunds_take_back_their_cumulative_share(
+    planted: Conn, second_reversal: int, mismatches: int
+) -> None:
+    # 25 points on 25.00 (a floor rule): 9.99 refunded takes floor(9.99) = 9, then 7.00 more
+    # takes floor(16.99) − 9 = 7; the wallet should hold 25 − 16 = 9.
+    record = Record()
+    ids = _credited_payment(planted, record)
+    before = _figures(check(planted, record))
+    _refunded(planted, record, ids, [(999, 9), (700, second_reversal)])
+    findings = check(planted, record)
+    assert _figures(findings) == {**before, "points": before["points"] + mismatches}
+    holds = 25 - 9 - second_reversal
+    expected = [f"holds {holds}, the run expects 9"] if mismatches else []
+    assert [note.split(ids["email"] + " ")[1] for note in _wallet_notes(findings, ids)] == expected
+
+
+def test_refunds_of_the_whole_amount_take_back_everything(planted: Conn) -> None:
+    record = Record()
+    ids = _credited_payment(planted, record)
+    before = _figures(check(planted, record))
+    _refunded(planted, record, ids, [(1_500, 15), (1_000, 10)])  # 25.00 of 25.00: all 25 points
+    findings = check(planted, record)
+    assert _figures(findings) == before
+    assert _wallet_notes(findings, ids) == []
+
+
+def test_a_refund_that_was_not_accepted_takes_nothing(planted: Conn) -> None:
+    record = Record()
+    ids = _credited_payment(planted, record)
+    before = _figures(check(planted, record))
+    _refunded(planted, record, ids, [(999, 9)])
+    refund = next(key for key, e in record.events.items() if e.refund_of)
+    record.answers = [a for a in record.answers if a.key != refund]  # as if never answered 2xx
+    record.answered(Answer(refund, VALID, "square", 503, "http-503", 0.01))
+    findings = check(planted, record)
+    assert _figures(findings) == {**before, "points": before["points"] + 1}
+    assert [note.split(ids["email"] + " ")[1] for note in _wallet_notes(findings, ids)] == [
+        "holds 16, the run expects 25"
+    ]
+
+
+def test_expected_reversal_rounds_by_the_tenant_rule() -> None:
+    # 25 points: 10.5 of them refunded is 11 at the Bakery (half up), 10 at the Deli and Cafe (floor).
+    assert expected_reversal(BAKERY, 25, 1_250, 525) == 11
+    assert expected_reversal(BAKERY, 25, 1_250, 520) == 10  # 10.4
+    assert expected_reversal(DELI, 25, 2_500, 1_050) == 10
+    assert expected_reversal(CAFE, 25, 2_500, 1_099) == 10  # 10.99
+    assert expected_reversal("A tenant of no rule", 25, 2_500, 1_099) == 10  # floor
+    # The whole amount, or more, takes everything; nothing refunded or nothing earned, nothing.
+    assert expected_reversal(BAKERY, 25, 1_250, 1_250) == 25
+    assert expected_reversal(CAFE, 500, 60_000, 60_001) == 500
+    assert expected_reversal(BAKERY, 25, 1_250, 1_249) == 25  # 24.98, half up
+    assert expected_reversal(CAFE, 25, 2_500, 2_499) == 24  # 24.99, floor
+    assert expected_reversal(CAFE, 25, 2_500, 0) == 0
+    assert expected_reversal(CAFE, 0, 2_500, 2_500) == 0
+
+
+def _accepted(record: Record, *events: Event) -> None:
+    for event in events:
+        record.events[event.key] = event
+        record.answered(Answer(event.key, VALID, event.provider, 200, "accepted", 0.01))
+
+
+def _square_refund_event(payment: Event, amount: int) -> Event:
+    return Event(
+        str(uuid.uuid4()), "square", VALID, payment.tenant, b"{}", 1,
+        refund_of=payment.payment_id, email=payment.email, refund_amount=amount,
+    )  # fmt: skip
+
+
+def test_partial_refunds_at_the_bakery_round_half_up() -> None:
+    email = unique_email()
+    payment = Event(
+        str(uuid.uuid4()), "square", VALID, BAKERY, b"{}", 1,
+        payment_id="pay_bakery", email=email, points=points_for(BAKERY, 1_250), amount=1_250,
+    )  # fmt: skip
+    assert payment.points == 25
+    record = Record()
+    _accepted(record, payment, _square_refund_event(payment, 300), _square_refund_event(payment, 225))
+    assert expected_points(record, {}) == {(BAKERY, email): 25 - 11}  # 10.5 rounds half up
+    # A third refund reaching the amount takes the rest.
+    _accepted(record, _square_refund_event(payment, 725))
+    assert expected_points(record, {}) == {(BAKERY, email): 0}
+
+
+def test_refunds_beyond_the_amount_take_no_more_than_was_earned() -> None:
+    email = unique_email()
+    payment = Event(
+        str(uuid.uuid4()), "square", VALID, CAFE, b"{}", 1,
+        payment_id="pay_cafe", email=email, points=25, amount=2_500,
+    )  # fmt: skip
+    record = Record()
+    _accepted(record, payment, _square_refund_event(payment, 2_000), _square_refund_event(payment, 2_000))
+    assert expected_points(record, {}) == {(CAFE, email): 0}
+
+
+def test_a_clover_refund_takes_its_share_even_when_only_its_update_got_in() -> None:
+    email = unique_email()
+    create = Event(
+        f"{CLOVER_MERCHANT}:P:PAYCLOVER0001:CREATE:1", "clover", VALID, DELI, b"{}", 1,
+        payment_id="PAYCLOVER0001", email=email, points=points_for(DELI, 2_500), amount=2_500,
+    )  # fmt: skip
+    refund = Event(
+        f"{CLOVER_MERCHANT}:P:PAYCLOVER0001:UPDATE:2", "clover", VALID, DELI, b"{}", 1,
+        refund_of="PAYCLOVER0001", email=email, refund_amount=1_050,
+        clover_refund=clover_refund(amount=1_050, refund_id="REFCLOVER0001"),
+    )  # fmt: skip
+    record = Record(events={create.key: create})
+    _accepted(record, refund)  # the CREATE never answered 2xx: the update's fetch credits it
+    assert expected_points(record, {}) == {(DELI, email): 25 - 10}  # 10.5, floor
+    _accepted(record, create)
+    assert expected_points(record, {}) == {(DELI, email): 15}
 
 
 # ------------------------------------------------------------------ offline field sales

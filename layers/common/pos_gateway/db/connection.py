@@ -1,10 +1,12 @@
-"""Connections fitted to Lambda: one per warm container, reopened after a failure.
+"""Connections fitted to Lambda: one per warm container, reopened after a failure, or when the
+server has closed it since its last use (a database restart or failover).
 
 ``prepare_threshold=None`` and transaction-local settings keep RDS Proxy from pinning the
 connection; the tenant context lives in ``set_config('app.tenant_id', ..., true)``.
 """
 
 import json
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -59,7 +61,9 @@ class ConnectionFactory:
 
     def get(self) -> Connection:
         connection = self._connection
-        if connection is None or connection.closed or connection.broken:
+        if connection is None or connection.closed or connection.broken or _closed_by_server(connection):
+            if connection is not None:
+                connection.close()
             connection = self._connection = self._open()
         return connection
 
@@ -78,6 +82,20 @@ class ConnectionFactory:
             )
         set_json_loads(_json_loads, connection)
         return connection
+
+
+def _closed_by_server(connection: Connection) -> bool:
+    """Whether the server spoke to an idle connection: between invocations nothing is expected, so
+    something to read is the message of a server ending the session (shutdown, restart, a
+    terminated backend) or its end of file. One non-blocking poll; the first statement would
+    otherwise fail and cost the invocation."""
+    if connection.info.transaction_status != pq.TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 _BEGIN: LiteralString = "BEGIN"
