@@ -31,6 +31,7 @@ CLOVER_HANG = "Clover no answer (timeout)"
 SQUARE_429 = "Square 429 (poller)"
 SQUARE_5XX = "Square 5xx (poller)"
 SQUARE_HANG = "Square no answer (poller timeout)"
+RPAPOS_429 = "RPApos 429"
 RPAPOS_HANG = "RPApos no answer (timeout)"
 CLOVER_READ_TIMEOUT = 2.0  # the crediting function's, set for the run: a hang costs seconds, not ten
 KINDS = [
@@ -48,6 +49,7 @@ KINDS = [
     POISON,
     FIELD_NETWORK,
     RPAPOS_OUTAGE,
+    RPAPOS_429,
     RPAPOS_HANG,
 ]
 

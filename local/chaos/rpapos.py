@@ -32,6 +32,7 @@ class RpaposOutcome:
     record: RpaposRecord
     outage_answers: int = 0  # requests the fake answered 503 by the injected outage
     hangs: int = 0  # requests the fake left unanswered until the connection closed
+    too_many: int = 0  # requests the fake answered 429
     retry_later: int = 0  # RetryLater task failures in the first run's execution
     errors: list[str] = field(default_factory=list)
 
@@ -57,7 +58,9 @@ class RpaposSync:
         demo, outcome = self._started()
         if self.outage:
             self.stack.fake_rpapos.fail(status=503, times=OUTAGE_ANSWERS, subdomain=demo.subdomain)
-            self.stack.fake_rpapos.hang(times=HANGS, subdomain=demo.subdomain)  # after the outage
+            # After the outage: a 429 (a RetryLater too: RPApos is busy, not refusing) and a hang.
+            self.stack.fake_rpapos.fail(status=429, times=1, subdomain=demo.subdomain)
+            self.stack.fake_rpapos.hang(times=HANGS, subdomain=demo.subdomain)
         run_id = self._start_run(demo, outcome)
         if run_id:
             outcome.record.run_id = run_id
@@ -74,11 +77,12 @@ class RpaposSync:
             record.run_seconds = _seconds(run)
             outcome.retry_later = self._retry_later(run.get("execution_arn"))
         faults = Counter(
-            request.fault
+            (request.fault, request.status)
             for request in self.stack.fake_rpapos.requests
             if request.subdomain == demo.subdomain
         )
-        outcome.outage_answers, outcome.hangs = faults["status"], faults["hang"]
+        outcome.outage_answers, outcome.too_many = faults[("status", 503)], faults[("status", 429)]
+        outcome.hangs = sum(n for (fault, _), n in faults.items() if fault == "hang")
         self.stack.fake_rpapos.clear_faults()
         if self.second_run and record.run_status == "completed":
             second_id = self._start_run(demo, outcome)

@@ -639,9 +639,13 @@ class Chaos:
         # An RPApos outage or silence is recovered when the run it hit still completed.
         if self.rpapos_outcome is not None:
             faults.injected(f.RPAPOS_OUTAGE, self.rpapos_outcome.outage_answers)
+            faults.injected(f.RPAPOS_429, self.rpapos_outcome.too_many)
             faults.injected(f.RPAPOS_HANG, self.rpapos_outcome.hangs)
             faults.settle(
-                self.rpapos_outcome.record.run_status == "completed", f.RPAPOS_OUTAGE, f.RPAPOS_HANG
+                self.rpapos_outcome.record.run_status == "completed",
+                f.RPAPOS_OUTAGE,
+                f.RPAPOS_429,
+                f.RPAPOS_HANG,
             )
 
     def _count_worker_faults(

@@ -347,7 +347,7 @@ def test_a_server_that_never_answers_is_retryable(rpapos: FakeRpapos, client: Rp
     assert calls(rpapos, PLU_PATH) == 3
 
 
-@pytest.mark.parametrize("status", [400, 403, 404, 429])
+@pytest.mark.parametrize("status", [400, 403, 404])
 def test_4xx_answers_are_never_retried(rpapos: FakeRpapos, client: RpaposRestClient, status: int) -> None:
     rpapos.fail(PLU_PATH, status=status, times=5)
 
@@ -356,6 +356,17 @@ def test_4xx_answers_are_never_retried(rpapos: FakeRpapos, client: RpaposRestCli
 
     assert raised.value.status == status
     assert calls(rpapos, PLU_PATH) == 1
+
+
+def test_a_429_is_a_retry_later_not_a_refusal(rpapos: FakeRpapos, client: RpaposRestClient) -> None:
+    """Too many requests: the client does not hammer RPApos in place, the run reads the page later."""
+    rpapos.fail(PLU_PATH, status=429, times=1)
+
+    with pytest.raises(RpaposUnavailable, match="429"):
+        next(client.pages(E.PLU))
+    assert calls(rpapos, PLU_PATH) == 1
+
+    assert next(client.pages(E.PLU)).records  # the page read again, later
 
 
 def test_an_answer_that_is_not_the_envelope_is_a_protocol_error(

@@ -286,10 +286,11 @@ def test_the_operation_timeout_is_honoured(rpapos: FakeRpapos, client: RpaposSoa
     "arrange",
     [
         lambda fake: fake.fail(contract.SOAP_PATH, status=503),
+        lambda fake: fake.fail(contract.SOAP_PATH, status=429),
         lambda fake: fake.drop(contract.SOAP_PATH),
         lambda fake: fake.outage(),
     ],
-    ids=["503 page", "dropped", "outage"],
+    ids=["503 page", "429 page", "dropped", "outage"],
 )
 def test_transport_failures_are_retryable(rpapos: FakeRpapos, client: RpaposSoapClient, arrange) -> None:
     arrange(rpapos)

@@ -10,7 +10,8 @@ pattern) comes from pos_gateway.rpapos.contract; this module only speaks HTTP.
   the login worked; without it the client raises BadCredentials (never an empty catalog).
 - Every call has a connect and a read timeout. Transport errors and 5xx are retried with
   exponential backoff by urllib3's ``Retry`` (GET only, never a 4xx, Retry-After ignored so a
-  429 is not retried); what still fails raises RpaposUnavailable (a RetryLater).
+  429 is not retried in place); what still fails, and a 429 (too many requests: later, not
+  never), raises RpaposUnavailable (a RetryLater).
 - A 401 (or a redirect to the login page) logs in again, once per call; a second refusal
   raises SessionExpired.
 - ``pages`` yields one typed Page per request, so a caller can stop and resume from a page.
@@ -42,6 +43,8 @@ from pos_gateway.rpapos.errors import (
 
 DEFAULT_TIMEZONE = "America/Guatemala"  # rpapos_connection.timezone's default
 RETRIED_STATUSES = frozenset(range(500, 600))
+# Answers that say "not now": the run waits and reads the page again (the state machine's retry).
+UNAVAILABLE_STATUSES = RETRIED_STATUSES | {429}
 _SUBDOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _TOKEN = re.compile(contract.LOGIN_TOKEN_PATTERN)
 
@@ -176,7 +179,7 @@ class RpaposRestClient:
         session.headers["Authorization"] = f"Bearer {self._token}"
 
     def _refused_unless_ok(self, response: requests.Response, what: str) -> None:
-        if response.status_code >= 500:
+        if response.status_code in UNAVAILABLE_STATUSES:
             raise RpaposUnavailable(f"{what}: {response.status_code} from RPApos", self._retry_after_seconds)
         if response.status_code != 200:
             raise RpaposProtocolError(f"{what}: {response.status_code} from RPApos")
@@ -288,7 +291,7 @@ class RpaposRestClient:
             if _session_refused(response):
                 raise SessionExpired(f"GET {path}: RPApos refused the session right after a fresh login")
         status = response.status_code
-        if status >= 500:
+        if status in UNAVAILABLE_STATUSES:
             raise RpaposUnavailable(f"GET {path}: {status} from RPApos", self._retry_after_seconds)
         if status != 200:
             raise RpaposRequestError(f"GET {path}: {status} from RPApos", status)

@@ -255,9 +255,9 @@ class RpaposSoapClient:
             raise soap_fault_error(operation, str(fault.message or ""), code) from None
         except zeep.exceptions.TransportError as exc:
             status = int(exc.status_code or 0)
-            if 400 <= status < 500:  # a wrong endpoint or a refused request: the same call fails again
+            if 400 <= status < 500 and status != 429:  # a wrong endpoint or a refused request: never
                 raise RpaposRequestError(f"{operation}: {status} from {self._endpoint}", status) from None
-            # A 5xx (or any answer) that is no SOAP envelope: RPApos is unwell, it may work later.
+            # A 5xx or 429 (or any answer) that is no SOAP envelope: RPApos is unwell or busy, later.
             raise RpaposUnavailable(
                 f"{operation}: HTTP {status or '?'} without a SOAP answer from {self._endpoint}",
                 self._retry_after_seconds,
