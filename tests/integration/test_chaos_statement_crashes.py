@@ -73,6 +73,13 @@ def invoke(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> tuple[bool, Any
     return lambda_runtime._invoke(EVENT, FUNCTION, 30)
 
 
+def crashed(monkeypatch: pytest.MonkeyPatch, handler: Handler) -> None:
+    """The invocation failed with the injected crash (as the runtime reports it to its caller)."""
+    succeeded, error = invoke(monkeypatch, handler)
+    assert not succeeded
+    assert error["errorType"] == "ChaosCrash"
+
+
 def faults(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -102,10 +109,8 @@ def test_a_crash_after_an_insert_fails_the_invocation_and_rolls_the_insert_back(
             )
         return "done"
 
-    succeeded, error = invoke(monkeypatch, handler)
+    crashed(monkeypatch, handler)
 
-    assert not succeeded
-    assert error["errorType"] == "ChaosCrash"
     assert not isinstance(lambda_runtime.ChaosCrash("x"), psycopg.Error)
     assert inserted == [1]  # the INSERT reached the database ...
     assert probe(conn) == []  # ... and was rolled back with the crashed transaction
@@ -136,10 +141,8 @@ def test_in_a_pipelined_transaction_the_crash_leaves_the_connection_clean(
             conn.execute("INSERT INTO public.chaos_probe VALUES (2)")
             conn.execute("SELECT n FROM public.chaos_probe").fetchall()
 
-    succeeded, error = invoke(monkeypatch, handler)
+    crashed(monkeypatch, handler)
 
-    assert not succeeded
-    assert error["errorType"] == "ChaosCrash"
     assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     assert conn.pgconn.pipeline_status == psycopg.pq.PipelineStatus.OFF
     assert probe(conn) == []
@@ -159,10 +162,8 @@ def test_executemany_crashes_before_any_row_is_sent(
         with conn.cursor() as cursor:
             cursor.executemany(query, [(3,), (4,)])
 
-    succeeded, error = invoke(monkeypatch, handler)
+    crashed(monkeypatch, handler)
 
-    assert not succeeded
-    assert error["errorType"] == "ChaosCrash"
     assert probe(conn) == []
     assert [fault["statement"] for fault in faults(fault_log)] == [
         'INSERT INTO "public"."chaos_probe" VALUES (%s)'
