@@ -6,6 +6,12 @@ while offline; ``sync`` pushes the queue over HTTP through ``requests`` with url
 (exponential backoff on connection errors, lost responses and 5xx; every push is safe to repeat
 because each operation carries its opId), sets each record's ``sync_status`` from the results,
 then pulls until the server has nothing more.
+
+A sale is voided by a ``delete`` of it (``void_sale``; the server takes it from an admin_negocio's
+device only). The device keeps the void as a record of its own (collection ``voids``, keyed by
+the delete's opId, which is the server's void id) and marks the sale ``voided``; a device whose
+sale another device voided learns it from the pull. A voided sale no longer counts in the
+device's debts, kilos or money collected.
 """
 
 import itertools
@@ -13,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler
@@ -133,6 +139,7 @@ class LocalRecord:
     sync_status: str = "pending"
     sync_attempts: int = 0
     server_version: int | None = None
+    voided: bool = False  # a sale this device voided, or whose void it pulled
 
 
 @dataclass
@@ -147,6 +154,7 @@ class SimulatedDevice:
     cursor: str | None = None
     pushes: int = 0
     replayed: int = 0  # results the server answered from its operation log (the opId had landed)
+    seller_id: uuid.UUID | None = None  # the seller signed in, when known (their distribution)
     _clock: Iterator[int] = field(default_factory=itertools.count)
 
     # ---------------------------------------------------------------- offline work
@@ -197,14 +205,61 @@ class SimulatedDevice:
         self._record("abonos", abono_id, data, "create")
         return abono_id
 
+    def void_sale(self, sale_id: uuid.UUID, reason: str | None = None) -> uuid.UUID:
+        """A void of a sale (this device's own or one it pulled): the delete the server expects,
+        queued; returns its opId, the void's id on the server."""
+        data: dict[str, Any] = {"id": str(sale_id), **({"reason": reason} if reason else {})}
+        operation = self._enqueue("sales", "delete", data)
+        void = {"id": str(operation.op_id), "saleId": str(sale_id), "reason": reason or "voided on device"}
+        self.records[operation.op_id] = LocalRecord("voids", void)
+        if (sale := self.records.get(sale_id)) is not None:
+            sale.voided = True
+        return operation.op_id
+
+    def assign_distribution(
+        self, vendedor_id: uuid.UUID, kilos: str, punto_venta: str | None = None, fecha: date | None = None
+    ) -> uuid.UUID:
+        """An admin_negocio's distribution of ``kilos`` to a seller (open: activo)."""
+        distribucion_id = uuid.uuid4()
+        data: dict[str, Any] = {
+            "id": str(distribucion_id),
+            "vendedorId": str(vendedor_id),
+            "kilosAsignados": kilos,
+            "fecha": (fecha or self._now().date()).isoformat(),
+            **({"puntoVenta": punto_venta} if punto_venta else {}),
+        }
+        self._record("distribuciones", distribucion_id, data, "create")
+        return distribucion_id
+
+    def sales(self, *, voided: bool | None = False) -> dict[uuid.UUID, LocalRecord]:
+        """This device's sales: not voided (default), voided (True) or all (None)."""
+        return {
+            record_id: r
+            for record_id, r in self.records.items()
+            if r.collection == "sales" and (voided is None or r.voided == voided)
+        }
+
+    def voided_sales(self) -> set[str]:
+        """Every sale this device knows voided: its own so marked and those it voided."""
+        own = {str(record_id) for record_id in self.sales(voided=True)}
+        return own | {r.data["saleId"] for r in self.records.values() if r.collection == "voids"}
+
+    def kilos_sold(self) -> Decimal:
+        """The kilos of this device's sales, voided ones excluded."""
+        return sum((Decimal(r.data["netWeight"]) for r in self.sales().values()), Decimal(0))
+
+    def collected(self) -> Decimal:
+        """The money this device's sales collected (amountPaid), voided ones excluded."""
+        return sum((Decimal(r.data["amountPaid"]) for r in self.sales().values()), Decimal(0))
+
     def expected_debt(self, client_id: uuid.UUID) -> Decimal:
-        """The customer's debt by this device's own records."""
+        """The customer's debt by this device's own records (voided sales excluded)."""
         key = str(client_id)
         sales = sum(
             (
                 Decimal(r.data["totalAmount"]) - Decimal(r.data["amountPaid"])
-                for r in self.records.values()
-                if r.collection == "sales" and r.data.get("clientId") == key
+                for r in self.sales().values()
+                if r.data.get("clientId") == key
             ),
             Decimal(0),
         )
@@ -267,6 +322,7 @@ class SimulatedDevice:
                     self.server.pop(key, None)
                 else:
                     self.server[key] = {**change["data"], "serverVersion": change["serverVersion"]}
+                    self._learn_void(change["collection"], change["data"])
             self.cursor = page["nextCursor"]
             if not page["hasMore"]:
                 return
@@ -275,7 +331,8 @@ class SimulatedDevice:
         if [r["opId"] for r in results] != [str(op.op_id) for op in batch]:
             raise RuntimeError("push results out of order")
         for operation, result in zip(batch, results, strict=True):
-            record = self.records[uuid.UUID(operation.data["id"])]
+            # A void is its own record (keyed by its opId); any other operation names its record.
+            record = self.records.get(operation.op_id) or self.records[uuid.UUID(operation.data["id"])]
             if result.get("replayed"):
                 self.replayed += 1
             if result["status"] == "synced":
@@ -295,8 +352,17 @@ class SimulatedDevice:
         self.records[record_id] = LocalRecord(collection, dict(data))
         self._enqueue(collection, operation_type, data)
 
-    def _enqueue(self, collection: str, operation_type: str, data: dict[str, Any]) -> None:
-        self.queue.append(QueuedOperation(uuid.uuid4(), operation_type, collection, dict(data), self._now()))
+    def _enqueue(self, collection: str, operation_type: str, data: dict[str, Any]) -> QueuedOperation:
+        operation = QueuedOperation(uuid.uuid4(), operation_type, collection, dict(data), self._now())
+        self.queue.append(operation)
+        return operation
+
+    def _learn_void(self, collection: str, data: dict[str, Any]) -> None:
+        """A pulled void of one of this device's sales marks the sale voided."""
+        if collection == "voids" and data.get("saleId"):
+            sale = self.records.get(uuid.UUID(data["saleId"]))
+            if sale is not None and sale.collection == "sales":
+                sale.voided = True
 
     def _now(self) -> datetime:
         # Deterministic, increasing device time.

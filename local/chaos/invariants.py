@@ -315,10 +315,11 @@ def _refund_amount(refund: Event) -> int:
 
 
 def _field(conn: Conn, field_record: FieldRecord, findings: Findings) -> None:
-    """Every operation the device holds as synced has its operation-log row (and none is left
-    unsynced on the device); the device's records equal the server's (compared by the run after
-    its last pull); each member sale is credited exactly once and the member's wallet holds
-    Σ floor(total) (1 point per sol)."""
+    """Every operation the devices hold as synced has its operation-log row (and none is left
+    unsynced on a device); the devices' records equal the server's (compared by the run after
+    its last pull); each member sale is credited exactly once, and a voided one reversed exactly
+    once, in full (net 0 points, but for a shortfall the reversal recorded: points already spent);
+    the member's wallet holds Σ floor(total) of the member sales not voided (1 point per sol)."""
     landed = {
         row["op_id"]
         for row in conn.execute(
@@ -335,31 +336,76 @@ def _field(conn: Conn, field_record: FieldRecord, findings: Findings) -> None:
     findings.field_mismatches = len(field_record.mismatches)
     for text in field_record.mismatches[:5]:
         findings.note(text)
-    credits = {
-        row["sale_id"]: int(row["n"])
-        for row in conn.execute(
-            "SELECT t.provider_transaction_id AS sale_id, count(l.id) AS n FROM pos.transactions t"
-            "  LEFT JOIN (loyalty.wallet_ledger l"
-            "             LEFT JOIN loyalty.reward_events e ON e.id = l.reward_event_id)"
-            "    ON l.entry_type = 'credit' AND coalesce(l.source_transaction_id, e.transaction_id) = t.id"
-            " WHERE t.tenant_id = %s AND t.provider = 'field' GROUP BY 1",
-            (field_record.tenant_id,),
-        ).fetchall()
+    shortfall = _field_member_sales(conn, field_record, findings)
+    _field_wallet(conn, field_record, shortfall, findings)
+
+
+# Per field sale of the tenant: its ledger credits, its reversals, the points its ledger entries
+# add up to (credits − debits) and the shortfall its reversals recorded.
+_FIELD_LOYALTY = """
+SELECT t.provider_transaction_id AS sale_id,
+       (SELECT count(*) FROM loyalty.wallet_ledger l
+          LEFT JOIN loyalty.reward_events e ON e.id = l.reward_event_id
+         WHERE l.entry_type = 'credit'
+           AND coalesce(l.source_transaction_id, e.transaction_id) = t.id) AS credits,
+       (SELECT coalesce(sum(CASE l.entry_type WHEN 'credit' THEN l.points ELSE -l.points END), 0)
+          FROM loyalty.wallet_ledger l LEFT JOIN loyalty.reward_events e ON e.id = l.reward_event_id
+         WHERE coalesce(l.source_transaction_id, e.transaction_id) = t.id) AS net,
+       (SELECT count(*) FROM loyalty.reward_events r
+         WHERE r.transaction_id = t.id AND r.kind = 'reversal') AS reversals,
+       (SELECT coalesce(sum(r.points_shortfall), 0) FROM loyalty.reward_events r
+         WHERE r.transaction_id = t.id AND r.kind = 'reversal') AS shortfall
+  FROM pos.transactions t
+ WHERE t.tenant_id = %s AND t.provider = 'field'
+"""
+
+
+def _field_member_sales(conn: Conn, field_record: FieldRecord, findings: Findings) -> int:
+    """Each member sale credited once; a voided one reversed once, in full; one not voided never
+    reversed. Returns the shortfall the voided ones' reversals recorded."""
+    loyalty = {
+        row["sale_id"]: row for row in conn.execute(_FIELD_LOYALTY, (field_record.tenant_id,)).fetchall()
     }
+    shortfall = 0
     for sale_id in sorted(field_record.member_sales):
-        if credits.get(sale_id, 0) != 1:
+        row = loyalty.get(sale_id) or {"credits": 0, "net": 0, "reversals": 0, "shortfall": 0}
+        credits, reversals = int(row["credits"]), int(row["reversals"])
+        if credits != 1:
             findings.field_credit_mismatches += 1
-            findings.note(f"field: member sale {sale_id} credited {credits.get(sale_id, 0)} time(s)")
+            findings.note(f"field: member sale {sale_id} credited {credits} time(s)")
+        if sale_id not in field_record.voided:
+            if reversals:
+                findings.field_credit_mismatches += 1
+                findings.note(f"field: member sale {sale_id}, not voided, reversed {reversals} time(s)")
+            continue
+        shortfall += int(row["shortfall"])
+        if reversals != 1 or int(row["net"]) != int(row["shortfall"]):
+            findings.field_credit_mismatches += 1
+            findings.note(
+                f"field: voided member sale {sale_id} reversed {reversals} time(s), its points net"
+                f" {row['net']} (shortfall {row['shortfall']})"
+            )
+    return shortfall
+
+
+def _field_wallet(conn: Conn, field_record: FieldRecord, shortfall: int, findings: Findings) -> None:
     row = conn.execute(
         "SELECT coalesce(sum(w.points_balance), 0) AS points FROM loyalty.wallets w"
         "  JOIN identity.users u ON u.id = w.user_id WHERE w.tenant_id = %s AND u.mobile = %s",
         (field_record.tenant_id, field_record.member_mobile),
     ).fetchone()
     points = int(row["points"]) if row else 0
-    should = sum(int(total.to_integral_value(ROUND_FLOOR)) for total in field_record.member_sales.values())
-    if points != should:
+    earned = sum(
+        int(total.to_integral_value(ROUND_FLOOR))
+        for sale_id, total in field_record.member_sales.items()
+        if sale_id not in field_record.voided
+    )
+    if points != earned + shortfall:
         findings.field_credit_mismatches += 1
-        findings.note(f"field: the member holds {points} points, the member sales earn {should}")
+        spent = f" (+ {shortfall} spent before their void)" if shortfall else ""
+        findings.note(
+            f"field: the member holds {points} points, the member sales not voided earn {earned}{spent}"
+        )
 
 
 # The RPApos entity types the catalog loads into catalog.product (one product per record).

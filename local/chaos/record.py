@@ -34,16 +34,19 @@ class WalletOperation:
 
 @dataclass
 class FieldRecord:
-    """What the field device synced, for the invariants to check against the database."""
+    """What the field devices synced, for the invariants to check against the database."""
 
     tenant_id: str
     tenant_name: str
     member_mobile: str
     synced_op_ids: set[str] = field(default_factory=set)  # each must have its operation-log row
-    sale_events: set[str] = field(default_factory=set)  # raw event ids of sales with a customer
+    # Raw event ids of sales with a customer and of the voids of such sales.
+    sale_events: set[str] = field(default_factory=set)
     member_sales: dict[str, Decimal] = field(default_factory=dict)  # sale id -> total, to credit once
-    unsynced: int = 0  # the device's own count after the last sync
-    mismatches: list[str] = field(default_factory=list)  # device vs server, after the last pull
+    unsynced: int = 0  # the devices' own count after the last sync
+    mismatches: list[str] = field(default_factory=list)  # devices vs server, after the last pull
+    # Sale ids voided (by the admin's device): a member sale among them is reversed once, in full.
+    voided: set[str] = field(default_factory=set)
 
 
 @dataclass

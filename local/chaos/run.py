@@ -73,7 +73,6 @@ INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunctio
 STATEMENT_CRASH_FUNCTIONS = f"{CREDITING},{SWEEPER},{POLLER},FieldSyncFunction"
 NOT_COVERED = [
     "a larger or historical RPApos sync, its pause / cancel under chaos",
-    "a second field device (the admin's) and voids of field sales",
 ]
 
 
@@ -314,6 +313,7 @@ class Chaos:
             member_sales=self.field_outcome.member_sales,
             unsynced=self.field_outcome.unsynced,
             mismatches=self.field_outcome.mismatches,
+            voided=self.field_outcome.voided,
         )
         with self.stack.owner_connection() as conn:
             findings = check(conn, self.record)
@@ -675,7 +675,11 @@ class Chaos:
             Row(
                 "field operations pushed / synced / replayed",
                 f"{len(field_run.pushed)} / {len(field_run.synced)} / {field_run.replayed}",
-            )
+            ),
+            Row(
+                "field admin sessions / sales voided (of the vendedor's)",
+                f"{field_run.admin_sessions} / {len(field_run.voided)} ({len(field_run.vendedor_voided)})",
+            ),
         ]
         if self.rpapos_outcome is not None:
             rows.append(

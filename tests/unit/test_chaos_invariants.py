@@ -23,6 +23,13 @@ from tests.helpers import connected_merchant, insert_raw_event, payment_event, r
 Conn = psycopg.Connection[Any]
 
 
+def _insert(owner: Conn, ids: dict[str, Any], name: str, query: str) -> None:
+    """Runs one ``INSERT … RETURNING id`` with ``ids`` as its parameters; the new id joins them."""
+    row = owner.execute(query, ids).fetchone()
+    assert row is not None
+    ids[name] = row["id"]
+
+
 def _credit_once(owner: Conn, ids: dict[str, Any], insert_transaction: str) -> None:
     """The transaction, the member's wallet, its earn event and one ledger credit of 25 points;
     each new id is added to ``ids``."""
@@ -48,9 +55,7 @@ def _credit_once(owner: Conn, ids: dict[str, Any], insert_transaction: str) -> N
             " RETURNING id",
         ),
     ):
-        row = owner.execute(query, ids).fetchone()
-        assert row is not None
-        ids[name] = row["id"]
+        _insert(owner, ids, name, query)
 
 
 def _credited_payment(owner: Conn, record: Record) -> dict[str, Any]:
@@ -488,6 +493,119 @@ def test_a_field_record_differing_from_the_server_is_found() -> None:
     del device.server[("abonos", str(abono))]
     differences = compare(device, pollo, Decimal("500"))
     assert len(differences) == 3, differences
+
+
+def _reverse_field_sale(owner: Conn, ids: dict[str, Any]) -> None:
+    """The void of the sale as crediting reverses it: a refund of the whole sale, a reversal event
+    taking its 25 points back, and the ledger debit of them."""
+    ids["void_id"] = str(uuid.uuid4())
+    for name, query in (
+        (
+            "refund_id",
+            "INSERT INTO pos.refunds (tenant_id, transaction_id, provider, provider_refund_id,"
+            " amount_minor_units, currency, refunded_at)"
+            " VALUES (%(tenant_id)s, %(transaction_id)s, 'field', %(void_id)s, 2590, 'PEN', now())"
+            " RETURNING id",
+        ),
+        (
+            "reversal_id",
+            "INSERT INTO loyalty.reward_events (tenant_id, wallet_id, transaction_id, kind, outcome,"
+            " refund_id, points_reversed)"
+            " VALUES (%(tenant_id)s, %(wallet_id)s, %(transaction_id)s, 'reversal', 'reversed',"
+            " %(refund_id)s, 25) RETURNING id",
+        ),
+        (
+            "debit_id",
+            "INSERT INTO loyalty.wallet_ledger (tenant_id, wallet_id, entry_type, points,"
+            " source_transaction_id, reward_event_id)"
+            " VALUES (%(tenant_id)s, %(wallet_id)s, 'debit', 25, %(transaction_id)s, %(reversal_id)s)"
+            " RETURNING id",
+        ),
+    ):
+        _insert(owner, ids, name, query)
+
+
+def test_a_voided_member_sale_without_its_reversal_is_found(owner: Conn) -> None:
+    record = Record()
+    ids = _credited_field_sale(owner, record)
+    assert record.field_sync is not None
+    record.field_sync.voided.add(ids["sale_id"])  # the admin's device voided it; crediting never reversed it
+
+    findings = check(owner, record)
+
+    # No reversal of the voided sale, and the member holding 25 points for no sale that counts.
+    assert _field_figures(findings) == {"unsynced": 0, "differing": 0, "credits": 2}
+    assert any(ids["sale_id"] in note and "reversed 0 time(s)" in note for note in findings.details)
+    assert any("holds 25 points" in note and "earn 0" in note for note in findings.details)
+
+
+def test_a_voided_member_sale_reversed_once_passes_and_earns_nothing(owner: Conn) -> None:
+    record = Record()
+    ids = _credited_field_sale(owner, record)
+    _reverse_field_sale(owner, ids)
+    assert record.field_sync is not None
+    record.field_sync.voided.add(ids["sale_id"])
+
+    # Credited once, reversed once: net 0, and the wallet (0) is what the sales not voided earn.
+    assert _field_figures(check(owner, record)) == {"unsynced": 0, "differing": 0, "credits": 0}
+
+    # Not voided by the run's account, the same reversal is found (and the wallet is 25 short).
+    record.field_sync.voided.clear()
+    assert _field_figures(check(owner, record))["credits"] == 2
+
+
+def test_a_second_reversal_of_a_voided_member_sale_is_found(owner: Conn) -> None:
+    record = Record()
+    ids = _credited_field_sale(owner, record)
+    _reverse_field_sale(owner, ids)
+    assert record.field_sync is not None
+    record.field_sync.voided.add(ids["sale_id"])
+    # As if a second void of the sale had got in: its refund and a reversal of nothing more.
+    refund = owner.execute(
+        "INSERT INTO pos.refunds (tenant_id, transaction_id, provider, provider_refund_id,"
+        " amount_minor_units, currency, refunded_at) VALUES (%s, %s, 'field', %s, 2590, 'PEN', now())"
+        " RETURNING id",
+        (ids["tenant_id"], ids["transaction_id"], str(uuid.uuid4())),
+    ).fetchone()
+    assert refund is not None
+    owner.execute(
+        "INSERT INTO loyalty.reward_events (tenant_id, wallet_id, transaction_id, kind, outcome, refund_id)"
+        " VALUES (%s, %s, %s, 'reversal', 'reversed', %s)",
+        (ids["tenant_id"], ids["wallet_id"], ids["transaction_id"], refund["id"]),
+    )
+    findings = check(owner, record)
+    assert findings.field_credit_mismatches == 1
+    assert any(ids["sale_id"] in note and "reversed 2 time(s)" in note for note in findings.details)
+
+
+def test_a_void_the_server_does_not_show_is_found() -> None:
+    pollo = uuid.uuid4()
+    device = SimulatedDevice("http://127.0.0.1:9", "credential", {"pollo": pollo})
+    customer = device.add_customer("Cliente", phone="912 345 678")
+    kept = device.sell("2.000", client_id=customer)  # 19.80 on credit
+    returned = device.sell("1.000", client_id=customer)  # 9.90 on credit, then voided
+    void_id = device.void_sale(returned)
+    assert device.queue[-1].wire()["operationType"] == "delete"
+    assert device.queue[-1].wire()["data"] == {"id": str(returned)}
+    assert device.expected_debt(customer) == Decimal("19.80")
+    assert device.kilos_sold() == Decimal("2.000")
+    assert device.voided_sales() == {str(returned)}
+    device.server = {
+        ("customers", str(customer)): {"debt": "19.80"},
+        ("sales", str(kept)): {"totalAmount": "19.80", "items": [{"quantity": "2.000"}]},
+        ("sales", str(returned)): {"totalAmount": "9.90", "items": [{"quantity": "1.000"}]},
+        ("voids", str(void_id)): {"saleId": str(returned), "reason": "voided on device"},
+        ("inventory", str(pollo)): {"quantity": "498.000"},
+    }
+    assert compare(device, pollo, Decimal("500")) == []
+
+    # The server never voided it: no void record, the debt and the stock still count the sale.
+    del device.server[("voids", str(void_id))]
+    device.server[("customers", str(customer))]["debt"] = "29.70"
+    device.server[("inventory", str(pollo))]["quantity"] = "497.000"
+    differences = compare(device, pollo, Decimal("500"))
+    assert len(differences) == 4, differences
+    assert any("shows no void" in text for text in differences)
 
 
 # ---------------------------------------------------------------- an RPApos catalog sync alongside
