@@ -450,11 +450,32 @@ def run_concurrently(database: Database, requests: list[CreditRequest]) -> list[
 
 
 @contextmanager
-def webhook_without_database(module: str, secret_env: str, secret: dict[str, Any]) -> Iterator[ModuleType]:
-    """A webhook handler imported (moto AWS) with a DB secret pointing where nothing listens.
+def deployed_webhook(
+    module: str, secret_env: str, secret: dict[str, Any], database_secret: dict[str, Any]
+) -> Iterator[ModuleType]:
+    """A webhook handler imported as Lambda would run it (moto AWS: its ingest queue, its DB
+    secret, its provider secret). ``secret_env`` names the handler's provider-secret variable,
+    ``secret`` its value; ``database_secret`` is the RDS-style login it connects with."""
+    with mock_aws(), pytest.MonkeyPatch.context() as env:
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
+        database = secrets.create_secret(Name="db/ingest", SecretString=json.dumps(database_secret))["ARN"]
+        provider = secrets.create_secret(Name="provider-webhook", SecretString=json.dumps(secret))["ARN"]
+        clear_parameter_caches()
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.setenv("POWERTOOLS_SERVICE_NAME", module.split(".")[1])
+        env.setenv("DB_SECRET_ARN", database)
+        env.setenv("INGEST_QUEUE_URL", queue_url)
+        env.setenv(secret_env, provider)
+        try:
+            yield fresh_import(module)
+        finally:
+            clear_parameter_caches()
 
-    ``secret_env`` names the handler's provider-secret variable, ``secret`` its value.
-    """
+
+@contextmanager
+def webhook_without_database(module: str, secret_env: str, secret: dict[str, Any]) -> Iterator[ModuleType]:
+    """A webhook handler imported (moto AWS) with a DB secret pointing where nothing listens."""
     unreachable = {
         "host": "127.0.0.1",
         "port": free_port(),
@@ -463,20 +484,8 @@ def webhook_without_database(module: str, secret_env: str, secret: dict[str, Any
         "password": "unused",
         "connect_timeout": 1,
     }
-    with mock_aws(), pytest.MonkeyPatch.context() as env:
-        secrets = boto3.client("secretsmanager", region_name="us-east-1")
-        queue_url = boto3.client("sqs", region_name="us-east-1").create_queue(QueueName="ingest")["QueueUrl"]
-        database = secrets.create_secret(Name="db/ingest", SecretString=json.dumps(unreachable))["ARN"]
-        provider = secrets.create_secret(Name="provider-webhook", SecretString=json.dumps(secret))["ARN"]
-        clear_parameter_caches()
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.setenv("DB_SECRET_ARN", database)
-        env.setenv("INGEST_QUEUE_URL", queue_url)
-        env.setenv(secret_env, provider)
-        try:
-            yield fresh_import(module)
-        finally:
-            clear_parameter_caches()
+    with deployed_webhook(module, secret_env, secret, unreachable) as handler:
+        yield handler
 
 
 def e2e_stack_config(cluster: Cluster, state_dir: Path, name: str) -> StackConfig:

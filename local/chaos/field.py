@@ -27,7 +27,7 @@ import requests
 from local.field_device import CENT, Fault, FlakyNetwork, LocalRecord, SimulatedDevice
 from local.stack import LocalStack
 from pos_gateway.field.devices import bearer_credential
-from pos_gateway.field.loyalty_feed import sale_event_id
+from pos_gateway.field.loyalty_feed import sale_event_id, void_event_id
 
 logger = logging.getLogger("local.chaos.field")
 MEMBER_PHONE = "987 654 321"  # how sellers type the member's mobile (+51987654321)
@@ -229,7 +229,7 @@ class FieldSeller(threading.Thread):
         for void_id, record in self.admin.records.items():
             sale = sales.get(uuid.UUID(record.data["saleId"])) if record.collection == "voids" else None
             if sale is not None and "clientId" in sale.data:
-                outcome.sale_events.add(f"{tenant_id}:void:{void_id}")
+                outcome.sale_events.add(void_event_id(tenant_id, void_id))
 
     # -- the vendedor's offline work -------------------------------------------------------------
     def _offline_session(self, number: int) -> None:

@@ -63,7 +63,6 @@ from pos_gateway.recovery import redrive
 logger = logging.getLogger("local.chaos")
 CREDITING = "RewardCreditingFunction"
 SWEEPER = "OutboxSweeperFunction"
-CLOVER_READ_TIMEOUT = f.CLOVER_READ_TIMEOUT
 # The functions that enqueue raw events after inserting them (a field push's member sales and the
 # Square poller's payments too).
 INGEST_FUNCTIONS = "WebhookIngestFunction,CloverWebhookFunction,FieldSyncFunction,SquarePollerFunction"
@@ -190,7 +189,7 @@ def run(options: Options, *, database_url: str | None = None, state_dir: Path | 
             "LOCAL_CHAOS_STATEMENT_CRASH_FUNCTIONS": STATEMENT_CRASH_FUNCTIONS,
             # Short read timeouts: a provider that does not answer costs a few seconds, not ten.
             "SQUARE_READ_TIMEOUT_SECONDS": str(SQUARE_READ_TIMEOUT),
-            "CLOVER_READ_TIMEOUT_SECONDS": str(CLOVER_READ_TIMEOUT),
+            "CLOVER_READ_TIMEOUT_SECONDS": str(f.CLOVER_READ_TIMEOUT),
         },
     )
     workload = generate(options.seed, options.events)
@@ -222,6 +221,7 @@ class Chaos:
             stack, workload, options.seed, options.square_poll_every, options.square_missed_share
         )
         self.square_outcome: SquareOutcome | None = None
+        self.statement_crashes: Counter[str] = Counter()  # by function, from the workers' fault log
         restarts = options.postgres_restarts
         self.restarter = f.PostgresRestarter(
             stack,
@@ -657,6 +657,8 @@ class Chaos:
         for entry in f.worker_faults(self.fault_log):
             kind = f.WORKER_FAULTS[entry["kind"]]
             self.faults.injected(kind)
+            if kind == f.STATEMENT_CRASH:
+                self.statement_crashes[str(entry.get("function", "?")).removesuffix("Function")] += 1
             raw_ids = f.raw_ids_of(entry)
             if raw_ids:
                 recovered = all(raw_id in processed for raw_id in raw_ids)
@@ -709,7 +711,8 @@ class Chaos:
         for kind, count in self.faults.counts.items():
             rows.append(Row(f"fault: {kind} (injected / recovered)", f"{count.injected} / {count.recovered}"))
             if kind == f.STATEMENT_CRASH:
-                rows.append(Row("  by function", _by_function(self.fault_log)))
+                by_function = sorted(self.statement_crashes.items())
+                rows.append(Row("  by function", ", ".join(f"{name} {n}" for name, n in by_function) or "-"))
         if self.restarter.windows:
             down = ", ".join(
                 f"{end - begin - f.PostgresRestarter.SLACK:.1f}" for begin, end in self.restarter.windows
@@ -823,15 +826,6 @@ class Chaos:
             self.rpapos_outcome,
             self.square_outcome,
         )
-
-
-def _by_function(fault_log: Path) -> str:
-    crashes = Counter(
-        str(entry.get("function", "?")).removesuffix("Function")
-        for entry in f.worker_faults(fault_log)
-        if entry["kind"] == "statement_crash"
-    )
-    return ", ".join(f"{name} {n}" for name, n in sorted(crashes.items())) or "-"
 
 
 def _totals(stats: dict[str, Any], name: str) -> int:

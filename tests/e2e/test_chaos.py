@@ -97,11 +97,10 @@ def test_the_rpapos_sync_ran_alongside_through_an_outage(result: chaos.Result) -
 
 
 def test_the_database_restart_cost_valid_requests_nothing_but_a_retry(result: chaos.Result) -> None:
-    if EXTERNAL_URL:
-        pytest.skip("a server the run does not own is not restarted")
-    assert result.faults.counts[POSTGRES_RESTART].injected == 1
+    restarted = not EXTERNAL_URL  # a server the run does not own is not restarted
+    assert result.faults.counts[POSTGRES_RESTART].injected == int(restarted)
     assert result.five_xx == 0, result.table  # none outside the restart's own window
-    assert "PostgreSQL restart took (s)" in result.table
+    assert ("PostgreSQL restart took (s)" in result.table) is restarted
     assert result.findings.lost_events == 0
 
 

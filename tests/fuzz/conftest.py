@@ -18,12 +18,14 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
+from types import ModuleType
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from local.loopback import LoopbackServer
+from tests.helpers import FakeLambdaContext
 
 # ---------------------------------------------------------------- the profile
 
@@ -576,3 +578,16 @@ class ScriptedServer(LoopbackServer):
                 pass  # quiet: hypothesis sends thousands of requests
 
         return Handler
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A webhook function's handler (tests.helpers.deployed_webhook) and the merchant it serves."""
+
+    module: ModuleType
+    merchant_id: str
+
+    def call(self, event: dict[str, Any]) -> tuple[int, Any]:
+        function_name = self.module.__name__.split(".")[1]  # functions.<name>.app
+        response = self.module.lambda_handler(event, FakeLambdaContext(function_name=function_name))
+        return int(response["statusCode"]), json.loads(response["body"])

@@ -12,17 +12,13 @@ import base64
 import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 import urllib3
 from hypothesis import event, example, given
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from local import seed
 from local.database import Database
@@ -49,16 +45,15 @@ from tests.fuzz.conftest import (
     BodyRecipe,
     Framing,
     Mutation,
+    Webhook,
     assert_error_body,
     attempt,
     fuzz,
     recipes,
 )
 from tests.helpers import (
-    FakeLambdaContext,
-    clear_parameter_caches,
     count,
-    fresh_import,
+    deployed_webhook,
     http_api_event,
     raw_count,
     unique,
@@ -66,7 +61,6 @@ from tests.helpers import (
 
 AUTH_CODE = "fuzz-clover-auth-code"
 APP_ID = "FUZZAPP0000001"
-REGION = "us-east-1"
 # Epoch milliseconds of 10000-01-01: the first createdTime datetime.fromtimestamp cannot give.
 YEAR_10000_MS = 253_402_300_800_000
 
@@ -249,40 +243,18 @@ def test_a_payment_parses_and_normalizes_or_is_a_clover_api_error(recipe: BodyRe
 # ---------------------------------------------------------------- the handler, on the database
 
 
-@dataclass(frozen=True)
-class Webhook:
-    module: ModuleType
-    merchant_id: str
-
-    def call(self, event: dict[str, Any]) -> tuple[int, Any]:
-        response = self.module.lambda_handler(event, FakeLambdaContext(function_name="clover_webhook"))
-        return int(response["statusCode"]), json.loads(response["body"])
-
-
 @pytest.fixture(scope="module")
 def webhook(database: Database, owner: psycopg.Connection[Any]) -> Iterator[Webhook]:
     merchant_id = CONNECTED  # the module's own database: the template's merchant is connected
     tenant_id = seed.create_tenant(owner, unique("Clover fuzz "))
     connect_clover_merchant(owner, tenant_id, merchant_id, seed.dev_cipher())
-    with mock_aws(), pytest.MonkeyPatch.context() as env:
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="ingest")["QueueUrl"]
-        db = secrets.create_secret(
-            Name="db/ingest", SecretString=json.dumps(database.secret("pos_gateway_ingest"))
-        )
-        clover = secrets.create_secret(
-            Name="clover-webhook", SecretString=json.dumps({"authCode": AUTH_CODE})
-        )
-        clear_parameter_caches()
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("POWERTOOLS_SERVICE_NAME", "clover_webhook")
-        env.setenv("DB_SECRET_ARN", db["ARN"])
-        env.setenv("INGEST_QUEUE_URL", queue_url)
-        env.setenv("CLOVER_WEBHOOK_SECRET_ARN", clover["ARN"])
-        try:
-            yield Webhook(fresh_import("functions.clover_webhook.app"), merchant_id)
-        finally:
-            clear_parameter_caches()
+    with deployed_webhook(
+        "functions.clover_webhook.app",
+        "CLOVER_WEBHOOK_SECRET_ARN",
+        {"authCode": AUTH_CODE},
+        database.secret("pos_gateway_ingest"),
+    ) as module:
+        yield Webhook(module, merchant_id)
 
 
 def written(owner: psycopg.Connection[Any]) -> tuple[int, int]:

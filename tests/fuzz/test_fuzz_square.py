@@ -7,20 +7,15 @@ stores and enqueues nothing; the handler answers 200 or a 4xx with the error bod
 an exception, and a 4xx leaves pos.pos_webhook_events_raw as it was.
 """
 
-import json
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 from typing import Any
 
-import boto3
 import psycopg
 import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
-from moto import mock_aws
 from pydantic import ValidationError
 
 from local.database import Database
@@ -39,6 +34,7 @@ from tests.fuzz.conftest import (
     Flavor,
     Mutation,
     Raw,
+    Webhook,
     assert_error_body,
     attempt,
     fuzz,
@@ -48,11 +44,9 @@ from tests.helpers import (
     NOTIFICATION_URL,
     SIGNATURE_HEADER,
     SIGNATURE_KEY,
-    FakeLambdaContext,
-    clear_parameter_caches,
     connected_merchant,
+    deployed_webhook,
     fixed_clock,
-    fresh_import,
     http_api_event,
     one,
     payment_event,
@@ -65,7 +59,6 @@ from tests.helpers import (
 )
 
 NOW = datetime(2026, 11, 20, 15, 5, tzinfo=UTC)
-REGION = "us-east-1"
 
 PAYMENT = payment_event(
     merchant_id="MLFUZZ01",
@@ -211,40 +204,16 @@ def test_a_body_without_its_signature_is_401_and_nothing_is_stored(made: Made, s
 # ---------------------------------------------------------------- the handler, on the database
 
 
-@dataclass(frozen=True)
-class Webhook:
-    module: ModuleType
-    merchant_id: str
-
-    def call(self, event: dict[str, Any]) -> tuple[int, Any]:
-        response = self.module.lambda_handler(event, FakeLambdaContext(function_name="webhook_ingest"))
-        status = int(response["statusCode"])
-        return status, json.loads(response["body"])
-
-
 @pytest.fixture(scope="module")
 def webhook(database: Database, owner: psycopg.Connection[Any]) -> Iterator[Webhook]:
-    with mock_aws(), pytest.MonkeyPatch.context() as env:
-        secrets = boto3.client("secretsmanager", region_name=REGION)
-        queue_url = boto3.client("sqs", region_name=REGION).create_queue(QueueName="ingest")["QueueUrl"]
-        db = secrets.create_secret(
-            Name="db/ingest", SecretString=json.dumps(database.secret("pos_gateway_ingest"))
-        )
-        square = secrets.create_secret(
-            Name="square-webhook",
-            SecretString=json.dumps({"signatureKey": SIGNATURE_KEY, "notificationUrl": NOTIFICATION_URL}),
-        )
-        clear_parameter_caches()
-        env.setenv("AWS_DEFAULT_REGION", REGION)
-        env.setenv("POWERTOOLS_SERVICE_NAME", "webhook_ingest")
-        env.setenv("DB_SECRET_ARN", db["ARN"])
-        env.setenv("INGEST_QUEUE_URL", queue_url)
-        env.setenv("SQUARE_WEBHOOK_SECRET_ARN", square["ARN"])
-        module = fresh_import("functions.webhook_ingest.app")
-        try:
-            yield Webhook(module, connected_merchant(owner).merchant_id)
-        finally:
-            clear_parameter_caches()
+    secret = {"signatureKey": SIGNATURE_KEY, "notificationUrl": NOTIFICATION_URL}
+    with deployed_webhook(
+        "functions.webhook_ingest.app",
+        "SQUARE_WEBHOOK_SECRET_ARN",
+        secret,
+        database.secret("pos_gateway_ingest"),
+    ) as module:
+        yield Webhook(module, connected_merchant(owner).merchant_id)
 
 
 def check_answer(

@@ -575,26 +575,27 @@ def test_lines_of_one_product_are_added_up_against_its_stock(
     assert stock(owner, business, "pollo") == Decimal("10.000")
 
 
-def test_an_oversell_goes_negative_when_the_business_sells_without_stock(
-    owner: psycopg.Connection[Any], connections: ConnectionFactory, service: PushService
+@pytest.mark.parametrize(
+    ("setting", "stock_after"),
+    [
+        ({"permitir_venta_sin_stock": True}, "-50.000"),  # selling without stock: it goes negative
+        ({"control_kilos": False}, "100.000"),  # without kilo control: the stock is left alone
+    ],
+    ids=["sells-without-stock", "no-kilo-control"],
+)
+def test_an_oversell_lands_when_the_settings_allow_it(
+    owner: psycopg.Connection[Any],
+    connections: ConnectionFactory,
+    service: PushService,
+    setting: dict[str, bool],
+    stock_after: str,
 ) -> None:
-    business = field_business(owner, stock="100.000", permitir_venta_sin_stock=True)
+    business = field_business(owner, stock="100.000", **setting)
 
     result = push_one(service, connections, business.seller, new_sale(business, kilos="150.000"))
 
     assert outcome(result) == ("synced", None)
-    assert stock(owner, business, "pollo") == Decimal("-50.000")
-
-
-def test_without_kilo_control_a_sale_leaves_the_stock_alone(
-    owner: psycopg.Connection[Any], connections: ConnectionFactory, service: PushService
-) -> None:
-    business = field_business(owner, stock="100.000", control_kilos=False)
-
-    result = push_one(service, connections, business.seller, new_sale(business, kilos="150.000"))
-
-    assert outcome(result) == ("synced", None)
-    assert stock(owner, business, "pollo") == Decimal("100.000")
+    assert stock(owner, business, "pollo") == Decimal(stock_after)
 
 
 def test_with_distributions_a_sale_counts_against_the_sellers_open_one(

@@ -86,7 +86,7 @@ class FieldVoidEvent(BaseModel):
 
     @property
     def provider_event_id(self) -> str:
-        return f"{self.tenant_id}:void:{self.void_id}"
+        return void_event_id(self.tenant_id, self.void_id)
 
     def refund(self) -> RefundRecord:
         return RefundRecord(
@@ -104,6 +104,11 @@ class FieldVoidEvent(BaseModel):
 def sale_event_id(tenant_id: UUID, sale_id: UUID) -> str:
     """The raw event id of a sale fed to loyalty (a void looks its sale's event up by it)."""
     return f"{tenant_id}:sale:{sale_id}"
+
+
+def void_event_id(tenant_id: UUID, void_id: UUID) -> str:
+    """The raw event id of the void of a sale fed to loyalty."""
+    return f"{tenant_id}:void:{void_id}"
 
 
 def minor_units(amount: Decimal, currency: str) -> int:
